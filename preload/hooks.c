@@ -1,0 +1,395 @@
+/*
+ * The interposed malloc family. Each allocation is routed in this order:
+ * inside the runtime (the thread's guard is set) it passes through; with a
+ * scope open on the thread it goes to the innermost scope's pool; when an
+ * SMP_POOL_SCOPE rule matches it goes to this thread's instance of that
+ * rule's pool; otherwise it passes through to the next allocator.
+ *
+ * Pass-through is the common case and must cost next to nothing: a few
+ * predictable tests of thread-local and global words, then a tail call.
+ * Everything routed lives out of line.
+ *
+ * free, realloc and malloc_usable_size find a block's home by address:
+ * pool blocks lie in the runtime's region, bootstrap blocks in the static
+ * buffer, everything else belongs to the next allocator. A block stays in
+ * the home it came from, whatever scope is open when it is resized.
+ *
+ * Alignment, size and error rules follow glibc 2.36 (where aligned_alloc
+ * and memalign are one function).
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "os.h"
+#include "options.h"
+#include "pool.h"
+#include "preload.h"
+#include "rules.h"
+#include "stack.h"
+#include "thread.h"
+
+#define HOOK __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define CALLER() ((uintptr_t)__builtin_return_address(0))
+
+/* Alignment every block has anyway; asking for less asks for nothing. */
+#define MIN_ALIGN 16u
+
+/* This thread's instance of the pool a rule gives, or NULL. */
+static __attribute__((noinline, cold)) smp_pool *
+rule_pool(size_t size, uintptr_t caller)
+{
+    smp_pool *pool = NULL;
+    int index;
+
+    /* the rules engine and pool creation may allocate: those pass */
+    smpi_guard = 1;
+    index = smpi_rules_match(size, caller);
+    if (index >= 0)
+        pool = smpi_rule_pool((unsigned)index, smpi_rules_pool_name(index));
+    smpi_guard = 0;
+    return pool;
+}
+
+/* The pool an allocation goes to, or NULL to pass it through. */
+static inline smp_pool *route(size_t size, uintptr_t caller)
+{
+    smp_pool *pool;
+
+    if (smpi_guard)
+        return NULL;
+    pool = smpi_scope_pool();
+    if (!pool) {
+        if (likely(!smpi_rules_active))
+            return NULL;
+        pool = rule_pool(size, caller);
+    }
+
+    /* after the exit report, pools take nothing new */
+    return unlikely(smpi_preload_done) ? NULL : pool;
+}
+
+/*
+ * The routed paths live out of line, and the hooks call them without a
+ * tail jump, so that the hook is the innermost frame a captured stack
+ * keeps (skip 1 leaves out the helper): reports start at malloc, calloc...
+ */
+#define KEEP_FRAME(p) __asm__ volatile("" : "+r"(p))
+
+static inline uint32_t capture(void)
+{
+    return smpi_opt.malloc_context_size > 0 ? smpi_stack_capture(1) : 0;
+}
+
+static __attribute__((noinline)) void *
+pool_alloc(smp_pool *pool, size_t size, size_t align)
+{
+    void *p;
+
+    smpi_guard = 1;
+    p = smpi_pool_alloc(pool, size, align, capture());
+    smpi_guard = 0;
+    return p;
+}
+
+static __attribute__((noinline)) void pool_free(void *p, const char *who)
+{
+    int saved = errno;
+    int guard = smpi_guard;
+
+    smpi_guard = 1;
+    smpi_free(p, who);
+    smpi_guard = guard;
+    errno = saved;
+}
+
+HOOK void *malloc(size_t size)
+{
+    smp_pool *pool = route(size, CALLER());
+
+    void *p;
+
+    if (likely(!pool))
+        return smpi_next.malloc(size);
+    p = pool_alloc(pool, size, 0);
+    KEEP_FRAME(p);
+    return p;
+}
+
+HOOK void free(void *p)
+{
+    if (unlikely(smpi_in_region(p))) {
+        pool_free(p, "free");
+        return;
+    }
+    if (unlikely(smpi_boot_owns(p)))
+        return;
+    smpi_next.free(p);
+}
+
+HOOK void *calloc(size_t n, size_t size)
+{
+    smp_pool *pool;
+    size_t total;
+    void *p;
+
+    if (unlikely(__builtin_mul_overflow(n, size, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pool = route(total, CALLER());
+    if (likely(!pool))
+        return smpi_next.calloc(n, size);
+
+    /* pool blocks are handed out zeroed */
+    p = pool_alloc(pool, total, 0);
+    KEEP_FRAME(p);
+    return p;
+}
+
+/* A bootstrap block moves out to wherever a new block of size goes. */
+static __attribute__((noinline)) void *
+boot_move(void *p, size_t size, uintptr_t caller)
+{
+    size_t old = smpi_boot_size(p);
+    smp_pool *pool;
+    void *q;
+
+    if (size == 0)
+        return NULL;
+    pool = route(size, caller);
+    q = pool ? pool_alloc(pool, size, 0) : smpi_next.malloc(size);
+    if (q)
+        memcpy(q, p, old < size ? old : size);
+    return q;
+}
+
+static __attribute__((noinline)) void *pool_realloc(void *p, size_t size)
+{
+    void *q;
+
+    /* as glibc: realloc(p, 0) frees p and returns NULL */
+    if (size == 0) {
+        pool_free(p, "realloc");
+        return NULL;
+    }
+
+    smpi_guard = 1;
+    q = smpi_realloc(p, size, capture());
+    smpi_guard = 0;
+    return q;
+}
+
+static inline __attribute__((always_inline)) void *
+do_realloc(void *p, size_t size, uintptr_t caller)
+{
+    smp_pool *pool;
+    void *q;
+
+    if (unlikely(smpi_in_region(p))) {
+        q = pool_realloc(p, size);
+        KEEP_FRAME(q);
+        return q;
+    }
+    if (unlikely(smpi_boot_owns(p)))
+        return boot_move(p, size, caller);
+
+    /* realloc(NULL, size) is malloc(size), routed like it */
+    if (!p) {
+        pool = route(size, caller);
+        if (pool) {
+            q = pool_alloc(pool, size, 0);
+            KEEP_FRAME(q);
+            return q;
+        }
+    }
+    return smpi_next.realloc(p, size);
+}
+
+HOOK void *realloc(void *p, size_t size)
+{
+    return do_realloc(p, size, CALLER());
+}
+
+HOOK void *reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+
+    if (unlikely(__builtin_mul_overflow(n, size, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return do_realloc(p, total, CALLER());
+}
+
+/*
+ * The alignment glibc's memalign really uses: at most MIN_ALIGN means the
+ * plain alignment (0 for the pool), anything else is rounded up to a power
+ * of two. SIZE_MAX when no power of two is large enough (EINVAL).
+ */
+static size_t memalign_align(size_t align)
+{
+    size_t a = MIN_ALIGN * 2;
+
+    if (align <= MIN_ALIGN)
+        return 0;
+    if (align > SIZE_MAX / 2 + 1)
+        return SIZE_MAX;
+    while (a < align)
+        a <<= 1;
+    return a;
+}
+
+HOOK void *memalign(size_t align, size_t size)
+{
+    smp_pool *pool = route(size, CALLER());
+    void *p;
+
+    if (likely(!pool))
+        return smpi_next.memalign(align, size);
+    align = memalign_align(align);
+    if (align == SIZE_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
+    p = pool_alloc(pool, size, align);
+    KEEP_FRAME(p);
+    return p;
+}
+
+/* In glibc 2.36 aligned_alloc is memalign. */
+HOOK void *aligned_alloc(size_t align, size_t size)
+{
+    smp_pool *pool = route(size, CALLER());
+    void *p;
+
+    if (likely(!pool))
+        return smpi_next.aligned_alloc(align, size);
+    align = memalign_align(align);
+    if (align == SIZE_MAX) {
+        errno = EINVAL;
+        return NULL;
+    }
+    p = pool_alloc(pool, size, align);
+    KEEP_FRAME(p);
+    return p;
+}
+
+HOOK int posix_memalign(void **out, size_t align, size_t size)
+{
+    smp_pool *pool = route(size, CALLER());
+    int saved;
+    void *p;
+
+    if (likely(!pool))
+        return smpi_next.posix_memalign(out, align, size);
+
+    /* a power of two and a multiple of sizeof(void *); errno untouched */
+    if (align == 0 || align % sizeof(void *) || (align & (align - 1)))
+        return EINVAL;
+    saved = errno;
+    p = pool_alloc(pool, size, align <= MIN_ALIGN ? 0 : align);
+    KEEP_FRAME(p);
+    errno = saved;
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+HOOK void *valloc(size_t size)
+{
+    smp_pool *pool = route(size, CALLER());
+    void *p;
+
+    if (likely(!pool))
+        return smpi_next.valloc(size);
+    p = pool_alloc(pool, size, SMPI_PAGE_SIZE);
+    KEEP_FRAME(p);
+    return p;
+}
+
+HOOK void *pvalloc(size_t size)
+{
+    smp_pool *pool = route(size, CALLER());
+    size_t rounded;
+    void *p;
+
+    if (likely(!pool))
+        return smpi_next.pvalloc(size);
+
+    /* the size is rounded up to whole pages */
+    if (__builtin_add_overflow(size, SMPI_PAGE_SIZE - 1, &rounded)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    rounded &= ~(size_t)(SMPI_PAGE_SIZE - 1);
+    p = pool_alloc(pool, rounded, SMPI_PAGE_SIZE);
+    KEEP_FRAME(p);
+    return p;
+}
+
+static __attribute__((noinline)) size_t pool_usable_size(void *p)
+{
+    int guard = smpi_guard;
+    size_t n;
+
+    smpi_guard = 1;
+    n = smpi_usable_size(p, "malloc_usable_size");
+    smpi_guard = guard;
+    return n;
+}
+
+HOOK size_t malloc_usable_size(void *p)
+{
+    if (unlikely(smpi_in_region(p)))
+        return pool_usable_size(p);
+    if (unlikely(smpi_boot_owns(p)))
+        return smpi_boot_size(p);
+    return smpi_next.malloc_usable_size(p);
+}
+
+/*
+ * Rules name functions and libraries by address range, so they are
+ * resolved again whenever objects come or go. Without rules dlopen is a
+ * tail call: glibc then sees the program's own return address and searches
+ * the caller's RUNPATH, as it would without the preload.
+ */
+static __attribute__((noinline)) void refresh_rules(void)
+{
+    int saved = errno;
+
+    /* the runtime's own dlopen calls happen while it resolves anyway */
+    if (smpi_guard)
+        return;
+    smpi_guard = 1;
+    smpi_rules_refresh();
+    smpi_guard = 0;
+    errno = saved;
+}
+
+HOOK void *dlopen(const char *file, int mode)
+{
+    void *handle;
+
+    if (likely(!smpi_rules_active))
+        return smpi_next.dlopen(file, mode);
+    handle = smpi_next.dlopen(file, mode);
+    if (handle)
+        refresh_rules();
+    return handle;
+}
+
+HOOK int dlclose(void *handle)
+{
+    int ret = smpi_next.dlclose(handle);
+
+    if (smpi_rules_active && ret == 0)
+        refresh_rules();
+    return ret;
+}
