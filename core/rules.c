@@ -1,0 +1,1124 @@
+/*
+ * SMP_POOL_SCOPE: the parser, the resolved tables and the matcher.
+ *
+ * The text is parsed once into a rule set. Its globs are resolved against
+ * the symbols of the loaded objects (symbols.c) into one sorted list of
+ * address intervals, each carrying three masks of rules: those whose
+ * caller:, lib: and fn: selectors cover the interval. Matching an
+ * allocation is then a mask test for size:, one interval look-up for the
+ * caller (cached per call site), and only for fn: a stack walk with one
+ * look-up per frame.
+ *
+ * Tables are immutable once published. A refresh after dlopen or dlclose
+ * builds a new one and swaps the pointer; the old one is retired, never
+ * freed, since another thread may still be reading it.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "glob.h"
+#include "log.h"
+#include "meta.h"
+#include "options.h"
+#include "rules.h"
+#include "smp/smp.h"
+#include "stack.h"
+#include "symbols.h"
+#include "thread.h"
+
+#define RULES_MAX SMPI_RULES_MAX
+#define PATTERNS_MAX 256
+#define SIZES_MAX 8
+#define CACHE_BITS 12
+#define CACHE_SIZE (1u << CACHE_BITS)
+/* frames of the preload and of this file below the allocator's caller */
+#define WALK_SLACK 8
+
+enum kind { KIND_FN, KIND_CALLER, KIND_LIB, KIND_SIZE, KIND_ALL };
+
+static const char *const kind_names[] = { "fn", "caller", "lib", "size", "*" };
+
+/* One fn:, caller: or lib: selector. */
+typedef struct pattern {
+    unsigned rule;
+    enum kind kind;
+    const char *glob;
+    unsigned long resolved; /* functions or objects it matched, last told */
+} pattern;
+
+typedef struct rule {
+    unsigned pool;
+    unsigned kinds; /* a bit per enum kind present */
+    unsigned nsizes;
+    size_t min[SIZES_MAX];
+    size_t max[SIZES_MAX];
+    const char *text; /* the rule as written, for messages */
+    int text_len;
+} rule;
+
+/* What the text says; immutable once loaded. */
+typedef struct ruleset {
+    unsigned nrules;
+    rule rules[RULES_MAX];
+    unsigned npools;
+    char pools[RULES_MAX][SMP_NAME_MAX];
+    unsigned npatterns;
+    pattern patterns[PATTERNS_MAX];
+    /* The fn: and caller: globs, as symbols.c numbers them. */
+    unsigned nglobs;
+    const char *globs[PATTERNS_MAX];
+    unsigned glob_pattern[PATTERNS_MAX];
+    char *strings;
+    size_t strings_size;
+    struct ruleset *retired;
+} ruleset;
+
+/* From its start to the next interval's start, these rules cover it. */
+typedef struct interval {
+    uintptr_t start;
+    uint64_t caller;
+    uint64_t lib;
+    uint64_t fn;
+} interval;
+
+/* A seqlock per entry: readers never write, writers never wait. */
+typedef struct cache_entry {
+    _Atomic unsigned seq;
+    _Atomic uintptr_t pc;
+    _Atomic uint64_t site;
+    _Atomic uint64_t fn;
+} cache_entry;
+
+typedef struct table {
+    unsigned long generation;
+    unsigned nrules;
+    int pool[RULES_MAX];
+    unsigned nsizes[RULES_MAX];
+    size_t min[RULES_MAX][SIZES_MAX];
+    size_t max[RULES_MAX][SIZES_MAX];
+    uint64_t live;     /* rules every selector of which can match */
+    uint64_t has_caller;
+    uint64_t has_lib;
+    uint64_t has_fn;
+    interval *iv;
+    size_t niv;
+    cache_entry *cache;
+    struct table *retired;
+} table;
+
+int smpi_rules_active;
+int smpi_rules_depth = SMPI_RULES_DEPTH_DEFAULT;
+
+static _Atomic(ruleset *) current_rules;
+static _Atomic(table *) current_table;
+static table *retired_tables;
+static ruleset *retired_rules;
+static unsigned long generation;
+static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
+static int atfork_done;
+
+/* ------------------------------------------------------------------ */
+/* Parsing                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct parser {
+    const char *text;
+    size_t len;
+    size_t pos;
+    int errors;
+    ruleset *rs;
+    char *strings_end;
+} parser;
+
+/*
+ * One line naming the variable, the column and what was expected, then
+ * the text with a caret under that column. Long texts are cut to a
+ * window around the column so the caret stays on screen.
+ */
+__attribute__((format(printf, 3, 4)))
+static void fail(parser *p, size_t at, const char *fmt, ...)
+{
+    char what[256];
+    char shown[96];
+    char caret[96];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    smpi_log(SMPI_LOG_ERROR, "SMP_POOL_SCOPE: at column %zu: expected %s",
+             at + 1, what);
+
+    size_t width = 72;
+    size_t from = at > width - 16 ? at - (width - 16) : 0;
+    size_t n = 0;
+    size_t c = 0;
+    if (from) {
+        memcpy(shown, "...", 3);
+        n = 3;
+    }
+    for (size_t i = from; i < p->len && n < width + 3; i++) {
+        unsigned char ch = (unsigned char)p->text[i];
+        shown[n++] = ch >= ' ' && ch < 127 ? (char)ch : ' ';
+    }
+    shown[n] = '\0';
+    for (c = 0; c < (from ? 3 : 0) + at - from && c < sizeof caret - 2; c++)
+        caret[c] = ' ';
+    caret[c++] = '^';
+    caret[c] = '\0';
+    smpi_log(SMPI_LOG_ERROR, "    %s", shown);
+    smpi_log(SMPI_LOG_ERROR, "    %s", caret);
+    p->errors++;
+}
+
+static int at_end(const parser *p)
+{
+    return p->pos >= p->len;
+}
+
+static char peek(const parser *p)
+{
+    return at_end(p) ? '\0' : p->text[p->pos];
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void skip_space(parser *p)
+{
+    while (!at_end(p) && is_space(peek(p)))
+        p->pos++;
+}
+
+static int is_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
+/* Ends a glob: a separator, a space, or '=' (a missing ';'). */
+static int ends_glob(char c)
+{
+    return c == '\0' || c == ',' || c == ';' || c == '=' || is_space(c);
+}
+
+static const char *copy_string(parser *p, const char *s, size_t len)
+{
+    char *out = p->strings_end;
+
+    memcpy(out, s, len);
+    out[len] = '\0';
+    p->strings_end += len + 1;
+    return out;
+}
+
+static int pool_index(ruleset *rs, const char *name, size_t len)
+{
+    for (unsigned i = 0; i < rs->npools; i++)
+        if (strlen(rs->pools[i]) == len && !memcmp(rs->pools[i], name, len))
+            return (int)i;
+    memcpy(rs->pools[rs->npools], name, len);
+    rs->pools[rs->npools][len] = '\0';
+    return (int)rs->npools++;
+}
+
+static int parse_pool(parser *p, rule *r)
+{
+    size_t start = p->pos;
+
+    while (!at_end(p) && is_name_char(peek(p)))
+        p->pos++;
+
+    size_t len = p->pos - start;
+    if (len == 0) {
+        fail(p, start, "a pool name (letters, digits, '_', '-' or '.') "
+                       "to start a rule");
+        return -1;
+    }
+    if (len >= SMP_NAME_MAX) {
+        fail(p, start, "a pool name of at most %d characters",
+             SMP_NAME_MAX - 1);
+        return -1;
+    }
+    if (len == 7 && !memcmp(p->text + start, "default", 7)) {
+        fail(p, start, "a pool name other than 'default', which every "
+                       "thread already has");
+        return -1;
+    }
+
+    r->pool = (unsigned)pool_index(p->rs, p->text + start, len);
+    skip_space(p);
+    if (peek(p) != '=') {
+        fail(p, p->pos, "'=' after the pool name '%.*s'", (int)len,
+             p->text + start);
+        return -1;
+    }
+    p->pos++;
+    return 0;
+}
+
+/* A size with an optional k, M or G (powers of 1024); -1 when absent. */
+static int parse_size(parser *p, size_t *out, int *present)
+{
+    size_t start = p->pos;
+    size_t v = 0;
+
+    *present = 0;
+    while (!at_end(p) && peek(p) >= '0' && peek(p) <= '9') {
+        unsigned d = (unsigned)(peek(p) - '0');
+        if (v > (SIZE_MAX - d) / 10) {
+            fail(p, start, "a size below 2^64");
+            return -1;
+        }
+        v = v * 10 + d;
+        p->pos++;
+        *present = 1;
+    }
+    if (!*present)
+        return 0;
+
+    unsigned shift = 0;
+    switch (peek(p)) {
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    }
+    if (shift) {
+        if (v > SIZE_MAX >> shift) {
+            fail(p, start, "a size below 2^64");
+            return -1;
+        }
+        v <<= shift;
+        p->pos++;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_range(parser *p, rule *r)
+{
+    size_t start = p->pos;
+    size_t min = 0, max = SIZE_MAX;
+    int has_min, has_max = 0;
+
+    if (parse_size(p, &min, &has_min))
+        return -1;
+    if (peek(p) == '-') {
+        p->pos++;
+        if (parse_size(p, &max, &has_max))
+            return -1;
+        if (!has_min && !has_max) {
+            fail(p, start, "a size before or after '-' (size:MIN-MAX, "
+                           "size:MIN- or size:-MAX)");
+            return -1;
+        }
+    } else if (has_min) {
+        max = min; /* size:N is exactly N bytes */
+    } else {
+        fail(p, start, "a size range after 'size:' (MIN-MAX; either end "
+                       "may be left out)");
+        return -1;
+    }
+
+    if (!ends_glob(peek(p))) {
+        fail(p, p->pos, "a size suffix k, M or G, or ',' or ';' after "
+                        "the size range");
+        return -1;
+    }
+    if (min > max) {
+        fail(p, start, "a range whose minimum (%zu) is not above its "
+                       "maximum (%zu)", min, max);
+        return -1;
+    }
+    if (r->nsizes == SIZES_MAX) {
+        fail(p, start, "at most %d size: selectors in one rule", SIZES_MAX);
+        return -1;
+    }
+    r->min[r->nsizes] = min;
+    r->max[r->nsizes] = max;
+    r->nsizes++;
+    return 0;
+}
+
+static int parse_glob(parser *p, unsigned rule_index, enum kind kind)
+{
+    size_t start = p->pos;
+    ruleset *rs = p->rs;
+
+    while (!ends_glob(peek(p))) {
+        if (peek(p) == '@') {
+            fail(p, p->pos, "a symbol name without its version: drop "
+                            "'@...' (nm -D prints it, it is not part of "
+                            "the name)");
+            return -1;
+        }
+        p->pos++;
+    }
+
+    size_t len = p->pos - start;
+    if (len == 0) {
+        fail(p, start, "a %s after '%s:'",
+             kind == KIND_LIB ? "file name or pattern (libssl.so*)"
+                              : "function name or pattern (EVP_PKEY_*)",
+             kind_names[kind]);
+        return -1;
+    }
+
+    const char *why;
+    long bad = smpi_glob_check(p->text + start, len, &why);
+    if (bad >= 0) {
+        fail(p, start + (size_t)bad, "%s", why);
+        return -1;
+    }
+    if (rs->npatterns == PATTERNS_MAX) {
+        fail(p, start, "at most %d fn:, caller: and lib: selectors in all",
+             PATTERNS_MAX);
+        return -1;
+    }
+
+    pattern *pat = &rs->patterns[rs->npatterns++];
+    pat->rule = rule_index;
+    pat->kind = kind;
+    pat->glob = copy_string(p, p->text + start, len);
+    return 0;
+}
+
+static int parse_selector(parser *p, rule *r, unsigned rule_index)
+{
+    size_t start = p->pos;
+
+    if (peek(p) == '*') {
+        p->pos++;
+        r->kinds |= 1u << KIND_ALL;
+        return 0;
+    }
+
+    while (!at_end(p) && ((peek(p) >= 'a' && peek(p) <= 'z') ||
+                          (peek(p) >= 'A' && peek(p) <= 'Z')))
+        p->pos++;
+
+    size_t len = p->pos - start;
+    enum kind kind;
+    for (kind = KIND_FN; kind < KIND_ALL; kind++)
+        if (strlen(kind_names[kind]) == len &&
+            !memcmp(kind_names[kind], p->text + start, len))
+            break;
+
+    if (len == 0 || kind == KIND_ALL) {
+        if (len)
+            fail(p, start, "a selector fn:, caller:, lib:, size: or *, "
+                           "not '%.*s'", (int)len, p->text + start);
+        else
+            fail(p, start, "a selector: fn:GLOB, caller:GLOB, lib:GLOB, "
+                           "size:MIN-MAX or *");
+        return -1;
+    }
+    if (peek(p) != ':') {
+        fail(p, p->pos, "':' after '%s'", kind_names[kind]);
+        return -1;
+    }
+    p->pos++;
+
+    r->kinds |= 1u << kind;
+    if (kind == KIND_SIZE)
+        return parse_range(p, r);
+    return parse_glob(p, rule_index, kind);
+}
+
+/* Skips the rest of a bad rule, so that the next one is still checked. */
+static void skip_rule(parser *p)
+{
+    while (!at_end(p) && peek(p) != ';')
+        p->pos++;
+}
+
+static void parse_rule(parser *p)
+{
+    ruleset *rs = p->rs;
+    size_t start = p->pos;
+    unsigned first_pattern = rs->npatterns;
+    unsigned first_pools = rs->npools;
+
+    if (rs->nrules == RULES_MAX) {
+        fail(p, start, "at most %d rules", RULES_MAX);
+        skip_rule(p);
+        return;
+    }
+
+    unsigned index = rs->nrules;
+    rule *r = &rs->rules[index];
+    memset(r, 0, sizeof *r);
+    if (parse_pool(p, r))
+        goto bad;
+
+    for (;;) {
+        skip_space(p);
+        if (parse_selector(p, r, index))
+            goto bad;
+        skip_space(p);
+        if (at_end(p) || peek(p) == ';')
+            break;
+        if (peek(p) != ',') {
+            fail(p, p->pos, "',' before another selector, or ';' before "
+                            "another rule");
+            goto bad;
+        }
+        p->pos++;
+    }
+
+    r->text = p->text + start;
+    r->text_len = (int)(p->pos - start);
+    while (r->text_len > 0 && is_space(r->text[r->text_len - 1]))
+        r->text_len--;
+    rs->nrules++;
+    return;
+
+bad:
+    /* forget what the bad rule added */
+    rs->npatterns = first_pattern;
+    rs->npools = first_pools;
+    skip_rule(p);
+}
+
+static void parse(parser *p)
+{
+    for (;;) {
+        skip_space(p);
+        if (!at_end(p) && peek(p) != ';')
+            parse_rule(p);
+        if (at_end(p))
+            break;
+        p->pos++; /* the ';' */
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Resolved tables                                                    */
+/* ------------------------------------------------------------------ */
+
+/* One address range of one (kind, rule) before the sweep. */
+typedef struct span {
+    uintptr_t start;
+    uintptr_t end;
+    unsigned kind;
+    unsigned rule;
+} span;
+
+typedef struct spans {
+    span *v;
+    size_t n;
+    size_t cap;
+} spans;
+
+static int push_span(spans *s, uintptr_t start, uintptr_t end,
+                     unsigned kind, unsigned rule_index)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 256;
+        span *v = smpi_meta_alloc(cap * sizeof *v);
+        if (!v)
+            return -1;
+        if (s->n)
+            memcpy(v, s->v, s->n * sizeof *v);
+        smpi_meta_free(s->v, s->cap * sizeof *v);
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = (span){ start, end, kind, rule_index };
+    return 0;
+}
+
+static int span_order(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    if (x->rule != y->rule)
+        return x->rule < y->rule ? -1 : 1;
+    return (x->start > y->start) - (x->start < y->start);
+}
+
+static int lib_matches(const ruleset *rs, unsigned rule_index,
+                       const char *name)
+{
+    for (unsigned i = 0; i < rs->npatterns; i++) {
+        const pattern *pat = &rs->patterns[i];
+        if (pat->rule == rule_index && pat->kind == KIND_LIB &&
+            smpi_glob_match(pat->glob, name))
+            return 1;
+    }
+    return 0;
+}
+
+/* Every range any selector resolved to, from the current objects. */
+static int gather(const ruleset *rs, spans *s)
+{
+    const smpi_object *o;
+
+    for (o = smpi_symbols_objects(); o; o = o->next) {
+        for (size_t i = 0; i < o->nhits; i++) {
+            const pattern *pat = &rs->patterns[rs->glob_pattern[
+                o->hits[i].glob]];
+            if (push_span(s, o->hits[i].start, o->hits[i].end, pat->kind,
+                          pat->rule))
+                return -1;
+        }
+        for (unsigned r = 0; r < rs->nrules; r++) {
+            if (!(rs->rules[r].kinds & (1u << KIND_LIB)) ||
+                !lib_matches(rs, r, o->name))
+                continue;
+            for (unsigned c = 0; c < o->ncode; c++)
+                if (push_span(s, o->code[c].start, o->code[c].end,
+                              KIND_LIB, r))
+                    return -1;
+        }
+    }
+    return 0;
+}
+
+/* Joins overlapping and touching spans of one (kind, rule). */
+static void merge(spans *s)
+{
+    size_t kept = 0;
+
+    qsort(s->v, s->n, sizeof *s->v, span_order);
+    for (size_t i = 0; i < s->n; i++) {
+        span *last = kept ? &s->v[kept - 1] : NULL;
+        if (last && last->kind == s->v[i].kind &&
+            last->rule == s->v[i].rule && s->v[i].start <= last->end) {
+            if (s->v[i].end > last->end)
+                last->end = s->v[i].end;
+            continue;
+        }
+        s->v[kept++] = s->v[i];
+    }
+    s->n = kept;
+}
+
+/* A span's start or end, for the sweep. */
+typedef struct event {
+    uintptr_t at;
+    unsigned is_start;
+    unsigned kind;
+    unsigned rule;
+} event;
+
+static int event_order(const void *a, const void *b)
+{
+    const event *x = a, *y = b;
+
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    /* ends first, so that touching spans leave no gap in the masks */
+    return (int)x->is_start - (int)y->is_start;
+}
+
+static uint64_t *mask_of(interval *iv, unsigned kind)
+{
+    return kind == KIND_CALLER ? &iv->caller
+           : kind == KIND_LIB  ? &iv->lib
+                               : &iv->fn;
+}
+
+/* Turns merged spans into disjoint intervals, each with its masks. */
+static int sweep(const spans *s, table *t)
+{
+    size_t nev = 2 * s->n;
+    event *ev = smpi_meta_alloc((nev ? nev : 1) * sizeof *ev);
+    if (!ev)
+        return -1;
+    for (size_t i = 0; i < s->n; i++) {
+        ev[2 * i] = (event){ s->v[i].start, 1, s->v[i].kind, s->v[i].rule };
+        ev[2 * i + 1] = (event){ s->v[i].end, 0, s->v[i].kind, s->v[i].rule };
+    }
+    qsort(ev, nev, sizeof *ev, event_order);
+
+    t->iv = smpi_meta_alloc((nev ? nev : 1) * sizeof *t->iv);
+    if (!t->iv) {
+        smpi_meta_free(ev, (nev ? nev : 1) * sizeof *ev);
+        return -1;
+    }
+
+    interval cur = { 0, 0, 0, 0 };
+    for (size_t i = 0; i < nev;) {
+        uintptr_t at = ev[i].at;
+        for (; i < nev && ev[i].at == at; i++) {
+            uint64_t bit = (uint64_t)1 << ev[i].rule;
+            uint64_t *m = mask_of(&cur, ev[i].kind);
+            *m = ev[i].is_start ? *m | bit : *m & ~bit;
+        }
+
+        interval *last = t->niv ? &t->iv[t->niv - 1] : NULL;
+        if (last && last->caller == cur.caller && last->lib == cur.lib &&
+            last->fn == cur.fn)
+            continue;
+        cur.start = at;
+        t->iv[t->niv++] = cur;
+    }
+    smpi_meta_free(ev, (nev ? nev : 1) * sizeof *ev);
+    return 0;
+}
+
+static void table_free(table *t)
+{
+    if (!t)
+        return;
+    smpi_meta_free(t->iv, (t->niv ? t->niv : 1) * sizeof *t->iv);
+    smpi_meta_free(t->cache, CACHE_SIZE * sizeof *t->cache);
+    smpi_meta_free(t, sizeof *t);
+}
+
+/* Which rules have something for each of their address selectors. */
+static uint64_t live_rules(const ruleset *rs, const spans *s)
+{
+    uint64_t seen[KIND_ALL] = { 0 };
+    uint64_t live = 0;
+
+    for (size_t i = 0; i < s->n; i++)
+        seen[s->v[i].kind] |= (uint64_t)1 << s->v[i].rule;
+    for (unsigned r = 0; r < rs->nrules; r++) {
+        uint64_t bit = (uint64_t)1 << r;
+        int ok = 1;
+        for (unsigned k = KIND_FN; k <= KIND_LIB; k++)
+            if ((rs->rules[r].kinds & (1u << k)) && !(seen[k] & bit))
+                ok = 0;
+        if (ok)
+            live |= bit;
+    }
+    return live;
+}
+
+static table *build_table(const ruleset *rs)
+{
+    spans s = { 0 };
+    table *t = smpi_meta_alloc(sizeof *t);
+
+    if (!t)
+        return NULL;
+    t->cache = smpi_meta_alloc(CACHE_SIZE * sizeof *t->cache);
+    if (!t->cache || gather(rs, &s)) {
+        smpi_meta_free(s.v, s.cap * sizeof *s.v);
+        table_free(t);
+        return NULL;
+    }
+    merge(&s);
+    int failed = sweep(&s, t);
+    t->live = live_rules(rs, &s);
+    smpi_meta_free(s.v, s.cap * sizeof *s.v);
+    if (failed) {
+        table_free(t);
+        return NULL;
+    }
+
+    t->nrules = rs->nrules;
+    for (unsigned r = 0; r < rs->nrules; r++) {
+        const rule *ru = &rs->rules[r];
+        uint64_t bit = (uint64_t)1 << r;
+        t->pool[r] = (int)ru->pool;
+        t->nsizes[r] = ru->nsizes;
+        memcpy(t->min[r], ru->min, sizeof ru->min);
+        memcpy(t->max[r], ru->max, sizeof ru->max);
+        if (ru->kinds & (1u << KIND_CALLER))
+            t->has_caller |= bit;
+        if (ru->kinds & (1u << KIND_LIB))
+            t->has_lib |= bit;
+        if (ru->kinds & (1u << KIND_FN))
+            t->has_fn |= bit;
+    }
+    return t;
+}
+
+static int same_table(const table *a, const table *b)
+{
+    return a && b && a->live == b->live && a->niv == b->niv &&
+           !memcmp(a->iv, b->iv, a->niv * sizeof *a->iv);
+}
+
+/* ------------------------------------------------------------------ */
+/* Matching                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct look {
+    uint64_t site; /* rules whose caller: and lib: selectors hold */
+    uint64_t fn;   /* rules with an fn: function around this address */
+} look;
+
+static void compute(const table *t, uintptr_t pc, look *out)
+{
+    /* a return address may lie one past a function ending in a call */
+    uintptr_t a = pc - 1;
+    size_t lo = 0, hi = t->niv;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->iv[mid].start <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) {
+        out->site = ~(t->has_caller | t->has_lib);
+        out->fn = 0;
+        return;
+    }
+
+    const interval *iv = &t->iv[lo - 1];
+    out->site = (iv->caller | ~t->has_caller) & (iv->lib | ~t->has_lib);
+    out->fn = iv->fn;
+}
+
+static void lookup(table *t, uintptr_t pc, look *out)
+{
+    cache_entry *e = &t->cache[(pc * 0x9e3779b97f4a7c15ull) >>
+                               (64 - CACHE_BITS)];
+    unsigned seq = atomic_load_explicit(&e->seq, memory_order_acquire);
+
+    if (!(seq & 1) &&
+        atomic_load_explicit(&e->pc, memory_order_relaxed) == pc) {
+        out->site = atomic_load_explicit(&e->site, memory_order_relaxed);
+        out->fn = atomic_load_explicit(&e->fn, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->seq, memory_order_relaxed) == seq)
+            return;
+    }
+
+    compute(t, pc, out);
+
+    /* another thread is writing this entry: leave it to that thread */
+    if ((seq & 1) || !atomic_compare_exchange_strong_explicit(
+                         &e->seq, &seq, seq + 1, memory_order_relaxed,
+                         memory_order_relaxed))
+        return;
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&e->pc, pc, memory_order_relaxed);
+    atomic_store_explicit(&e->site, out->site, memory_order_relaxed);
+    atomic_store_explicit(&e->fn, out->fn, memory_order_relaxed);
+    atomic_store_explicit(&e->seq, seq + 2, memory_order_release);
+}
+
+static int size_fits(const table *t, unsigned r, size_t size)
+{
+    for (unsigned i = 0; i < t->nsizes[r]; i++)
+        if (size >= t->min[r][i] && size <= t->max[r][i])
+            return 1;
+    return t->nsizes[r] == 0;
+}
+
+/* The rules with an fn: function among the caller's depth frames. */
+static uint64_t walk_fn(table *t, uintptr_t caller)
+{
+    uintptr_t pcs[SMPI_RULES_DEPTH_MAX + WALK_SLACK];
+    int depth = smpi_rules_depth;
+    uint64_t fn = 0;
+    look lk;
+
+    if (depth < 1)
+        depth = 1;
+    if (depth > SMPI_RULES_DEPTH_MAX)
+        depth = SMPI_RULES_DEPTH_MAX;
+
+    int n = smpi_stack_walk(pcs, depth + WALK_SLACK, 0);
+    /* count frames from the caller's; the ones below it are ours */
+    int first = 0;
+    while (first < n && first < WALK_SLACK && pcs[first] != caller)
+        first++;
+    if (first == n || first == WALK_SLACK)
+        first = 0;
+    if (n > first + depth)
+        n = first + depth;
+
+    for (int i = first; i < n; i++) {
+        lookup(t, pcs[i], &lk);
+        fn |= lk.fn;
+    }
+    return fn;
+}
+
+int smpi_rules_match(size_t size, uintptr_t caller)
+{
+    table *t = atomic_load_explicit(&current_table, memory_order_acquire);
+    uint64_t fn;
+    int walked = 0;
+    look lk = { ~(uint64_t)0, 0 };
+
+    if (!t || !t->live)
+        return -1;
+    uint64_t candidates = t->live;
+    if (candidates & (t->has_caller | t->has_lib | t->has_fn)) {
+        lookup(t, caller, &lk);
+        candidates &= lk.site;
+    }
+
+    fn = lk.fn;
+    while (candidates) {
+        unsigned r = (unsigned)__builtin_ctzll(candidates);
+        uint64_t bit = (uint64_t)1 << r;
+        candidates &= candidates - 1;
+
+        if (!size_fits(t, r, size))
+            continue;
+        /* the caller's own function may settle fn: without a walk */
+        if ((t->has_fn & bit) && !(fn & bit) && !walked) {
+            fn |= walk_fn(t, caller);
+            walked = 1;
+        }
+        if ((t->has_fn & bit) && !(fn & bit))
+            continue;
+        return t->pool[r];
+    }
+    return -1;
+}
+
+const char *smpi_rules_pool_name(int pool)
+{
+    ruleset *rs = atomic_load_explicit(&current_rules, memory_order_acquire);
+
+    if (!rs || pool < 0 || (unsigned)pool >= rs->npools)
+        return NULL;
+    return rs->pools[pool];
+}
+
+/* ------------------------------------------------------------------ */
+/* What the rules resolved to                                         */
+/* ------------------------------------------------------------------ */
+
+typedef struct line {
+    char text[900];
+    size_t n;
+} line;
+
+__attribute__((format(printf, 2, 3)))
+static void put(line *l, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (l->n >= sizeof l->text - 1)
+        return;
+    va_start(ap, fmt);
+    int k = vsnprintf(l->text + l->n, sizeof l->text - l->n, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        l->n += (size_t)k;
+    if (l->n >= sizeof l->text - 1) {
+        l->n = sizeof l->text - 1;
+        memcpy(l->text + l->n - 4, " ...", 4);
+    }
+}
+
+static unsigned long count_hits(const smpi_object *o, unsigned glob)
+{
+    unsigned long n = 0;
+
+    for (size_t i = 0; i < o->nhits; i++)
+        n += o->hits[i].glob == glob;
+    return n;
+}
+
+/* Functions (fn:, caller:) or objects (lib:) one pattern matched. */
+static unsigned long describe(const ruleset *rs, unsigned pi, line *l)
+{
+    const pattern *pat = &rs->patterns[pi];
+    unsigned long total = 0;
+    unsigned glob = 0;
+
+    for (unsigned g = 0; g < rs->nglobs; g++)
+        if (rs->glob_pattern[g] == pi)
+            glob = g;
+
+    for (const smpi_object *o = smpi_symbols_objects(); o; o = o->next) {
+        if (pat->kind == KIND_LIB) {
+            if (smpi_glob_match(pat->glob, o->name)) {
+                put(l, "%s%s", total ? ", " : ": ", o->name);
+                total++;
+            }
+            continue;
+        }
+        unsigned long n = count_hits(o, glob);
+        if (n)
+            put(l, "%s%lu in %s", total ? ", " : ": ", n, o->name);
+        total += n;
+    }
+    return total;
+}
+
+static void tell(ruleset *rs, int startup)
+{
+    for (unsigned i = 0; i < rs->npatterns; i++) {
+        pattern *pat = &rs->patterns[i];
+        const rule *r = &rs->rules[pat->rule];
+        line detail = { .n = 0 };
+        unsigned long n = describe(rs, i, &detail);
+        int lib = pat->kind == KIND_LIB;
+
+        if (!startup && n == pat->resolved)
+            continue;
+        pat->resolved = n;
+        if (n == 0 && startup) {
+            smpi_log(SMPI_LOG_WARN,
+                     "SMP_POOL_SCOPE: rule '%.*s': %s:%s matches no %s "
+                     "(checked again after dlopen)",
+                     r->text_len, r->text, kind_names[pat->kind], pat->glob,
+                     lib ? "loaded object"
+                         : "function in any loaded object");
+            continue;
+        }
+        smpi_log(SMPI_LOG_INFO, "SMP_POOL_SCOPE: rule %u (pool '%s'): "
+                 "%s:%s %s %lu %s%s%.*s", pat->rule + 1,
+                 rs->pools[r->pool], kind_names[pat->kind], pat->glob,
+                 startup ? "resolves to" : "now resolves to", n,
+                 lib ? "object" : "function", n == 1 ? "" : "s",
+                 (int)detail.n, detail.text);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading and refreshing                                             */
+/* ------------------------------------------------------------------ */
+
+static void lock_before_fork(void)
+{
+    pthread_mutex_lock(&rules_lock);
+}
+
+static void unlock_after_fork(void)
+{
+    pthread_mutex_unlock(&rules_lock);
+}
+
+static void child_after_fork(void)
+{
+    pthread_mutex_init(&rules_lock, NULL);
+}
+
+/* Makes t the table matchers read; the one it replaces is kept. */
+static void publish(table *t)
+{
+    table *old = atomic_load_explicit(&current_table, memory_order_relaxed);
+
+    t->generation = ++generation;
+    atomic_store_explicit(&current_table, t, memory_order_release);
+    if (old) {
+        old->retired = retired_tables;
+        retired_tables = old;
+    }
+}
+
+static ruleset *ruleset_new(size_t text_len)
+{
+    ruleset *rs = smpi_meta_alloc(sizeof *rs);
+
+    if (!rs)
+        return NULL;
+    /* each glob and each rule's text once, with their terminators */
+    rs->strings_size = 2 * text_len + PATTERNS_MAX + RULES_MAX + 1;
+    rs->strings = smpi_meta_alloc(rs->strings_size);
+    if (!rs->strings) {
+        smpi_meta_free(rs, sizeof *rs);
+        return NULL;
+    }
+    return rs;
+}
+
+static void ruleset_free(ruleset *rs)
+{
+    smpi_meta_free(rs->strings, rs->strings_size);
+    smpi_meta_free(rs, sizeof *rs);
+}
+
+/* The rules keep pointers into the text; give them their own copy. */
+static void own_rule_texts(parser *p)
+{
+    ruleset *rs = p->rs;
+
+    for (unsigned r = 0; r < rs->nrules; r++)
+        rs->rules[r].text = copy_string(p, rs->rules[r].text,
+                                        (size_t)rs->rules[r].text_len);
+    for (unsigned i = 0; i < rs->npatterns; i++) {
+        if (rs->patterns[i].kind == KIND_LIB)
+            continue;
+        rs->glob_pattern[rs->nglobs] = i;
+        rs->globs[rs->nglobs++] = rs->patterns[i].glob;
+    }
+}
+
+static int load_locked(const char *text)
+{
+    size_t len = text ? strlen(text) : 0;
+    ruleset *rs = ruleset_new(len);
+    parser p = { text, len, 0, 0, rs, NULL };
+
+    if (!rs) {
+        smpi_log(SMPI_LOG_ERROR, "SMP_POOL_SCOPE: out of memory");
+        return -1;
+    }
+    p.strings_end = rs->strings;
+    if (text)
+        parse(&p);
+    if (p.errors && smpi_opt.config_errors == SMPI_CONFIG_ERRORS_EXIT) {
+        ruleset_free(rs);
+        return -1;
+    }
+    own_rule_texts(&p);
+
+    smpi_symbols_reset(rs->globs, rs->nglobs);
+    table *t = NULL;
+    if (smpi_symbols_update() < 0 || !(t = build_table(rs))) {
+        smpi_log(SMPI_LOG_ERROR, "SMP_POOL_SCOPE: out of memory while "
+                                 "reading symbols");
+        ruleset_free(rs);
+        return -1;
+    }
+
+    /* rules of an earlier load may still be read by pool_name: keep them */
+    ruleset *old = atomic_load_explicit(&current_rules, memory_order_relaxed);
+    if (old) {
+        old->retired = retired_rules;
+        retired_rules = old;
+    }
+    atomic_store_explicit(&current_rules, rs, memory_order_release);
+    publish(t);
+    smpi_rules_active = rs->nrules > 0;
+    tell(rs, 1);
+    return p.errors ? -1 : 0;
+}
+
+int smpi_rules_load(const char *text)
+{
+    pthread_mutex_lock(&rules_lock);
+    if (!atfork_done) {
+        pthread_atfork(lock_before_fork, unlock_after_fork,
+                       child_after_fork);
+        atfork_done = 1;
+    }
+    int rc = load_locked(text);
+    pthread_mutex_unlock(&rules_lock);
+    return rc;
+}
+
+void smpi_rules_refresh(void)
+{
+    ruleset *rs = atomic_load_explicit(&current_rules, memory_order_acquire);
+
+    if (!rs || !rs->nrules)
+        return;
+
+    pthread_mutex_lock(&rules_lock);
+    if (smpi_symbols_update() > 0) {
+        table *t = build_table(rs);
+        table *cur = atomic_load_explicit(&current_table,
+                                          memory_order_relaxed);
+        if (t && same_table(t, cur))
+            table_free(t);
+        else if (t)
+            publish(t);
+        tell(rs, 0);
+    }
+    pthread_mutex_unlock(&rules_lock);
+}
