@@ -1,0 +1,196 @@
+/*
+ * The mlock limit as an unprivileged process meets it. Each test forks a
+ * child that lowers RLIMIT_MEMLOCK and gives up root (and with it
+ * CAP_IPC_LOCK), then allocates more than the limit lets it lock.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "smp/smp.h"
+#include "testutil.h"
+
+#define LIMIT (64 * 1024)
+#define NOBODY 65534
+#define BLOCK 4096
+#define NBLOCKS 64 /* 256 KiB in all: four times the limit */
+
+/* Exit codes the children use to say which check failed. */
+enum {
+    OK = 0,
+    NO_DROP = 10,
+    BAD_ALLOC,
+    BAD_ERRNO,
+    BAD_STATS,
+    BAD_SMAPS,
+    BAD_DATA,
+    NO_FAILURE
+};
+
+static void become_unprivileged(void)
+{
+    struct rlimit lim = { LIMIT, LIMIT };
+
+    if (setrlimit(RLIMIT_MEMLOCK, &lim) != 0)
+        _exit(NO_DROP);
+    if (getuid() == 0) {
+        if (setgroups(0, NULL) != 0 || setresgid(NOBODY, NOBODY, NOBODY) ||
+            setresuid(NOBODY, NOBODY, NOBODY) != 0)
+            _exit(NO_DROP);
+    }
+    /* Keeps /proc/self readable the usual way after the uid change. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+}
+
+static void require_child(void *arg)
+{
+    static void *blocks[NBLOCKS];
+    smp_pool *pool;
+    int failed_at = -1;
+
+    (void)arg;
+    become_unprivileged();
+    smp_set_mlock_policy(SMP_MLOCK_REQUIRE);
+    pool = smp_pool_create("required");
+    if (!pool)
+        _exit(BAD_ALLOC);
+
+    for (int i = 0; i < NBLOCKS; i++) {
+        errno = 0;
+        blocks[i] = smp_alloc(pool, BLOCK);
+        if (!blocks[i]) {
+            if (errno != ENOMEM)
+                _exit(BAD_ERRNO);
+            failed_at = i;
+            break;
+        }
+    }
+    if (failed_at < 0)
+        _exit(NO_FAILURE);
+
+    /* A large block past the limit fails the same way. */
+    errno = 0;
+    if (smp_alloc(pool, 4 * LIMIT) || errno != ENOMEM)
+        _exit(BAD_ERRNO);
+    _exit(OK);
+}
+
+Test(mlock, require_fails_allocations_past_the_limit)
+{
+    child_result child;
+
+    run_in_child(require_child, NULL, &child);
+    cr_assert_eq(child_exit_code(&child), OK,
+                 "child status %#x (exit codes: 10 no drop, 12 errno, "
+                 "16 never failed), stderr '%s'",
+                 child.status, child.err);
+}
+
+static void try_child(void *arg)
+{
+    static unsigned char *blocks[NBLOCKS];
+    smp_pool *pool;
+    smp_stats st;
+
+    (void)arg;
+    become_unprivileged();
+    smp_set_mlock_policy(SMP_MLOCK_TRY);
+    pool = smp_pool_create("tried");
+
+    for (int i = 0; i < NBLOCKS; i++) {
+        blocks[i] = smp_alloc(pool, BLOCK);
+        if (!blocks[i])
+            _exit(BAD_ALLOC);
+        memset(blocks[i], i, BLOCK);
+    }
+    if (!smp_alloc(pool, 4 * LIMIT))
+        _exit(BAD_ALLOC);
+
+    for (int i = 0; i < NBLOCKS; i++)
+        for (int j = 0; j < BLOCK; j++)
+            if (blocks[i][j] != (unsigned char)i)
+                _exit(BAD_DATA);
+    if (smp_pool_stats(pool, &st) != 0 || st.lock_failures == 0 ||
+        st.locked_bytes > LIMIT || st.live_blocks != NBLOCKS + 1)
+        _exit(BAD_STATS);
+    _exit(OK);
+}
+
+Test(mlock, try_goes_on_unlocked_and_warns_once)
+{
+    child_result child;
+
+    run_in_child(try_child, NULL, &child);
+    cr_assert_eq(child_exit_code(&child), OK,
+                 "child status %#x (exit codes: 10 no drop, 11 alloc, "
+                 "13 stats, 15 data), stderr '%s'",
+                 child.status, child.err);
+    cr_assert_eq(count_lines_with(child.err, "RLIMIT_MEMLOCK"), 1,
+                 "one warning naming RLIMIT_MEMLOCK, got '%s'", child.err);
+    cr_assert_eq(count_lines(child.err), 1, "only the warning, got '%s'",
+                 child.err);
+    cr_assert_eq(strncmp(child.err, "smp: ", 5), 0,
+                 "the warning starts with 'smp: ', got '%s'", child.err);
+}
+
+static void off_child(void *arg)
+{
+    static void *blocks[NBLOCKS];
+    smp_pool *pool;
+    mapping_facts m;
+    smp_stats st;
+
+    (void)arg;
+    become_unprivileged();
+    smp_set_mlock_policy(SMP_MLOCK_OFF);
+    if (smp_get_mlock_policy() != SMP_MLOCK_OFF)
+        _exit(BAD_STATS);
+    pool = smp_pool_create("unlocked");
+
+    for (int i = 0; i < NBLOCKS; i++)
+        if (!(blocks[i] = smp_alloc(pool, BLOCK)))
+            _exit(BAD_ALLOC);
+    if (smp_pool_stats(pool, &st) != 0 || st.lock_failures != 0 ||
+        st.locked_bytes != 0)
+        _exit(BAD_STATS);
+
+    /* Nothing is locked, but pool pages still stay out of core dumps. */
+    if (smaps_lookup(blocks[0], &m) != 0 || has_vmflag(&m, "lo") ||
+        m.locked_kb != 0 || !has_vmflag(&m, "dd"))
+        _exit(BAD_SMAPS);
+    if (smaps_lookup(blocks[NBLOCKS - 1], &m) != 0 || has_vmflag(&m, "lo"))
+        _exit(BAD_SMAPS);
+
+    for (int i = 0; i < NBLOCKS; i++)
+        smp_free(blocks[i]);
+    _exit(OK);
+}
+
+Test(mlock, off_locks_nothing_and_says_nothing)
+{
+    child_result child;
+
+    run_in_child(off_child, NULL, &child);
+    cr_assert_eq(child_exit_code(&child), OK,
+                 "child status %#x (exit codes: 10 no drop, 11 alloc, "
+                 "13 stats, 14 smaps), stderr '%s'",
+                 child.status, child.err);
+    cr_assert_eq(child.err_len, 0, "no warning expected, got '%s'", child.err);
+}
+
+Test(mlock, policy_setting_round_trips)
+{
+    cr_assert_eq(smp_get_mlock_policy(), SMP_MLOCK_TRY);
+    smp_set_mlock_policy(SMP_MLOCK_REQUIRE);
+    cr_assert_eq(smp_get_mlock_policy(), SMP_MLOCK_REQUIRE);
+    smp_set_mlock_policy(SMP_MLOCK_OFF);
+    cr_assert_eq(smp_get_mlock_policy(), SMP_MLOCK_OFF);
+    smp_set_mlock_policy(SMP_MLOCK_TRY);
+    cr_assert_eq(smp_get_mlock_policy(), SMP_MLOCK_TRY);
+}
