@@ -13,8 +13,9 @@
 
 #define FREE_SIZE 0xffff
 
-/* the entry point named in misuse messages */
-static __thread const char *misuse_who SMPI_TLS = "free";
+/* the few helpers of the malloc and free paths, inlined there */
+#define SMPI_HOT __attribute__((always_inline)) inline
+
 
 /* ------------------------------------------------------------------ */
 /* size classes: 16-byte steps to 128, then four steps per doubling     */
@@ -27,7 +28,7 @@ size_t smpi_class_size(unsigned cls)
     return ((size_t)1 << shift) + ((cls - 8) % 4 + 1) * ((size_t)1 << (shift - 2));
 }
 
-static unsigned class_of(size_t size)
+static SMPI_HOT unsigned class_of(size_t size)
 {
     if (size <= 128)
         return size ? (unsigned)((size + 15) >> 4) - 1 : 0;
@@ -37,7 +38,7 @@ static unsigned class_of(size_t size)
 }
 
 /* The smallest class that fits size and whose blocks keep align. */
-static int class_for(size_t size, size_t align)
+static SMPI_HOT int class_for(size_t size, size_t align)
 {
     if (size > SMPI_SMALL_MAX)
         return -1;
@@ -53,7 +54,7 @@ static int class_for(size_t size, size_t align)
 /* ------------------------------------------------------------------ */
 /* the busy mark the leak scan waits for                               */
 
-static smpi_thread *enter(void)
+static SMPI_HOT smpi_thread *enter(void)
 {
     smpi_thread *t = smpi_self;
     if (t) {
@@ -63,7 +64,7 @@ static smpi_thread *enter(void)
     return t;
 }
 
-static void leave(smpi_thread *t)
+static SMPI_HOT void leave(smpi_thread *t)
 {
     if (!t)
         return;
@@ -195,19 +196,19 @@ static smpi_chunk *chunk_new(smp_pool *pool, unsigned cls)
 static void chunk_release(smp_pool *pool, smpi_chunk *c)
 {
     void *mem = (void *)c->base;
+    int saved = errno;  /* free must keep errno */
 
     avail_unlink(pool, c);
     all_unlink(pool, c);
-    if (pool->spare[c->cls] == c)
-        pool->spare[c->cls] = NULL;
     smpi_unlock_memory(pool, mem, SMPI_CHUNK_SIZE, c->locked);
     smpi_region_give(mem, SMPI_CHUNK_PAGES, NULL);
     if (c->stacks)
         smpi_meta_free(c->stacks, c->nblocks * sizeof(uint32_t));
     smpi_meta_free(c, chunk_desc_size(c->nblocks));
+    errno = saved;
 }
 
-static unsigned block_index(const smpi_chunk *c, const void *p)
+static SMPI_HOT unsigned block_index(const smpi_chunk *c, const void *p)
 {
     uint64_t offset = (uintptr_t)p - c->base;
     return (unsigned)((offset * c->magic) >> 32);
@@ -216,7 +217,7 @@ static unsigned block_index(const smpi_chunk *c, const void *p)
 /* ------------------------------------------------------------------ */
 /* statistics                                                           */
 
-static void count_alloc(smp_pool *pool, size_t size)
+static SMPI_HOT void count_alloc(smp_pool *pool, size_t size)
 {
     smpi_counters *k = &pool->c;
     size_t live = k->live_bytes + size;
@@ -229,7 +230,7 @@ static void count_alloc(smp_pool *pool, size_t size)
         __atomic_store_n(&k->peak_bytes, live, __ATOMIC_RELAXED);
 }
 
-static void count_free(smp_pool *pool, size_t size)
+static SMPI_HOT void count_free(smp_pool *pool, size_t size)
 {
     SMPI_STAT_ADD(pool->c.frees, 1);
     SMPI_STAT_ADD(pool->c.live_blocks, (size_t)-1);
@@ -239,7 +240,7 @@ static void count_free(smp_pool *pool, size_t size)
 /* ------------------------------------------------------------------ */
 /* small blocks                                                         */
 
-static void set_stack(smpi_chunk *c, unsigned i, uint32_t stack)
+static SMPI_HOT void set_stack(smpi_chunk *c, unsigned i, uint32_t stack)
 {
     if (!c->stacks) {
         if (!stack)
@@ -251,7 +252,7 @@ static void set_stack(smpi_chunk *c, unsigned i, uint32_t stack)
     c->stacks[i] = stack;
 }
 
-static void *small_alloc(smp_pool *pool, unsigned cls, size_t size,
+static SMPI_HOT void *small_alloc(smp_pool *pool, unsigned cls, size_t size,
                          uint32_t stack)
 {
     smpi_chunk *c = pool->avail[cls];
@@ -272,8 +273,6 @@ static void *small_alloc(smp_pool *pool, unsigned cls, size_t size,
     c->hint = (uint16_t)w;
     if (--c->nfree == 0)
         avail_unlink(pool, c);
-    if (pool->spare[cls] == c)
-        pool->spare[cls] = NULL;
 
     c->sizes[i] = (uint16_t)size;
     set_stack(c, i, stack);
@@ -282,7 +281,7 @@ static void *small_alloc(smp_pool *pool, unsigned cls, size_t size,
 }
 
 /* Marks block i free; its memory must be zero already. */
-static void small_release(smp_pool *pool, smpi_chunk *c, unsigned i)
+static SMPI_HOT void small_release(smp_pool *pool, smpi_chunk *c, unsigned i)
 {
     size_t size = c->sizes[i];
 
@@ -295,37 +294,35 @@ static void small_release(smp_pool *pool, smpi_chunk *c, unsigned i)
     count_free(pool, size);
     if (c->nfree++ == 0)
         avail_push(pool, c);
-    if (c->nfree < c->nblocks)
-        return;
-    /* keep one empty chunk per class, so alloc/free pairs stay cheap */
-    if (!pool->spare[c->cls])
-        pool->spare[c->cls] = c;
-    else if (pool->spare[c->cls] != c)
+    /* an empty chunk stays while it is the only one of its class with
+     * room, so alloc/free pairs stay cheap */
+    if (c->nfree == c->nblocks && (c->next || c->prev))
         chunk_release(pool, c);
 }
 
 __attribute__((noreturn))
-static void misuse(const char *what, const void *p, const smp_pool *pool)
+static void misuse(const char *who, const char *what, const void *p,
+                   const smp_pool *pool)
 {
     if (pool)
         smpi_fatal("%s(%p): %s (pool '%s'); the program has a memory bug",
-                   misuse_who, p, what, pool->name);
-    smpi_fatal("%s(%p): %s; the program has a memory bug", misuse_who, p,
-               what);
+                   who, p, what, pool->name);
+    smpi_fatal("%s(%p): %s; the program has a memory bug", who, p, what);
 }
 
 /* Index of the block p points to; aborts unless p starts a live block. */
-static unsigned small_check(const smpi_chunk *c, const void *p)
+static SMPI_HOT unsigned small_check(const smpi_chunk *c, const void *p,
+                            const char *who)
 {
     unsigned i = block_index(c, p);
 
     if (i >= c->nblocks || c->base + (uintptr_t)i * c->block_size
                            != (uintptr_t)p)
-        misuse("pointer into the middle of a pool block", p, c->pool);
+        misuse(who, "pointer into the middle of a pool block", p, c->pool);
     uint64_t bit = (uint64_t)1 << (i % 64);
     if ((c->free_bits[i / 64] & bit) ||
         (__atomic_load_n(&c->remote_bits[i / 64], __ATOMIC_RELAXED) & bit))
-        misuse("double free of a pool block", p, c->pool);
+        misuse(who, "double free of a pool block", p, c->pool);
     return i;
 }
 
@@ -425,10 +422,12 @@ static void large_destroy(smp_pool *pool, smpi_large *l)
 {
     void *data = (void *)l->data;
     size_t bytes = l->data_pages * SMPI_PAGE_SIZE;
+    int saved = errno;  /* free must keep errno */
 
     smpi_unlock_memory(pool, data, bytes, l->locked);
     smpi_region_give((void *)l->base, l->span_pages, NULL);
     smpi_meta_free(l, sizeof *l);
+    errno = saved;
 }
 
 /* The block's memory must be zero already. */
@@ -443,31 +442,31 @@ static void large_release(smp_pool *pool, smpi_large *l)
         large_destroy(pool, l);
 }
 
-static void large_check(const smpi_large *l, const void *p)
+static void large_check(const smpi_large *l, const void *p, const char *who)
 {
     if ((uintptr_t)p != l->data)
-        misuse("pointer into the middle of a pool block", p, l->pool);
+        misuse(who, "pointer into the middle of a pool block", p, l->pool);
     if (!l->live || __atomic_load_n(&l->remote_freed, __ATOMIC_RELAXED))
-        misuse("double free of a pool block", p, l->pool);
+        misuse(who, "double free of a pool block", p, l->pool);
 }
 
 /* ------------------------------------------------------------------ */
 /* finding a block                                                      */
 
-static smpi_span_head *span_check(const void *p)
+static SMPI_HOT smpi_span_head *span_check(const void *p, const char *who)
 {
     smpi_span_head *h = smpi_span_of(p);
 
     if (!h)
-        misuse("not a live block of any pool", p, NULL);
+        misuse(who, "not a live block of any pool", p, NULL);
     if (h->kind == SMPI_SPAN_TOMB)
         smpi_fatal("%s(%p): block of pool '%s', which was destroyed; the "
-                   "program uses memory after its scope ended", misuse_who,
+                   "program uses memory after its scope ended", who,
                    p, ((smpi_tomb *)h)->pool_name);
     return h;
 }
 
-static smp_pool *span_pool(const smpi_span_head *h)
+static SMPI_HOT smp_pool *span_pool(const smpi_span_head *h)
 {
     return h->kind == SMPI_SPAN_SMALL ? ((const smpi_chunk *)h)->pool
                                       : ((const smpi_large *)h)->pool;
@@ -486,7 +485,7 @@ static void unlock_pool(smp_pool *pool)
 /* ------------------------------------------------------------------ */
 /* allocation                                                           */
 
-static void *alloc_in(smp_pool *pool, size_t size, size_t align,
+static SMPI_HOT void *alloc_in(smp_pool *pool, size_t size, size_t align,
                       uint32_t stack)
 {
     int cls = class_for(size, align);
@@ -527,16 +526,17 @@ void *smpi_pool_alloc(smp_pool *pool, size_t size, size_t align,
 /* free                                                                 */
 
 /* Frees a checked block of a pool the caller may change. */
-static void free_checked(smp_pool *pool, smpi_span_head *h, void *p)
+static SMPI_HOT void free_checked(smp_pool *pool, smpi_span_head *h, void *p,
+                         const char *who)
 {
     if (h->kind == SMPI_SPAN_SMALL) {
         smpi_chunk *c = (smpi_chunk *)h;
-        unsigned i = small_check(c, p);
+        unsigned i = small_check(c, p, who);
         smpi_wipe(p, c->block_size);
         small_release(pool, c, i);
     } else {
         smpi_large *l = (smpi_large *)h;
-        large_check(l, p);
+        large_check(l, p, who);
         smpi_wipe(p, l->data_pages * SMPI_PAGE_SIZE);
         large_release(pool, l);
     }
@@ -563,27 +563,28 @@ static void queue_large(smp_pool *pool, smpi_large *l)
 }
 
 /* Wipes the block now and leaves the bookkeeping to the owner. */
-static void free_remote_marked(smp_pool *pool, smpi_span_head *h, void *p)
+static void free_remote_marked(smp_pool *pool, smpi_span_head *h, void *p,
+                               const char *who)
 {
     size_t size;
 
     if (h->kind == SMPI_SPAN_SMALL) {
         smpi_chunk *c = (smpi_chunk *)h;
-        unsigned i = small_check(c, p);
+        unsigned i = small_check(c, p, who);
         uint64_t bit = (uint64_t)1 << (i % 64);
         size = c->sizes[i];
         smpi_wipe(p, c->block_size);
         if (__atomic_fetch_or(&c->remote_bits[i / 64], bit,
                               __ATOMIC_SEQ_CST) & bit)
-            misuse("double free of a pool block", p, pool);
+            misuse(who, "double free of a pool block", p, pool);
         queue_chunk(pool, c);
     } else {
         smpi_large *l = (smpi_large *)h;
-        large_check(l, p);
+        large_check(l, p, who);
         size = l->size;
         smpi_wipe(p, l->data_pages * SMPI_PAGE_SIZE);
         if (__atomic_exchange_n(&l->remote_freed, 1, __ATOMIC_SEQ_CST))
-            misuse("double free of a pool block", p, pool);
+            misuse(who, "double free of a pool block", p, pool);
         queue_large(pool, l);
     }
     __atomic_fetch_add(&pool->remote_blocks, 1, __ATOMIC_RELAXED);
@@ -591,11 +592,12 @@ static void free_remote_marked(smp_pool *pool, smpi_span_head *h, void *p)
 }
 
 /* Free from a thread that does not own the pool, or of an orphan. */
-static void free_remote(smp_pool *pool, smpi_span_head *h, void *p)
+static void free_remote(smp_pool *pool, smpi_span_head *h, void *p,
+                        const char *who)
 {
     __atomic_fetch_add(&pool->inflight, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&pool->owner, __ATOMIC_SEQ_CST)) {
-        free_remote_marked(pool, h, p);
+        free_remote_marked(pool, h, p, who);
         __atomic_fetch_sub(&pool->inflight, 1, __ATOMIC_RELEASE);
         return;
     }
@@ -605,44 +607,36 @@ static void free_remote(smp_pool *pool, smpi_span_head *h, void *p)
     enter();
     lock_pool(pool);
     smpi_collect_remote(pool);
-    free_checked(pool, h, p);
+    free_checked(pool, h, p, who);
     smpi_pool_retire_if_empty(pool);
-    unlock_pool(pool);
-    leave(t);
-}
-
-static void free_as(void *p, const char *who)
-{
-    misuse_who = who;
-    smpi_span_head *h = span_check(p);
-    smp_pool *pool = span_pool(h);
-
-    if (!pool->shared) {
-        smpi_thread *self = smpi_self;
-        if (self && __atomic_load_n(&pool->owner, __ATOMIC_RELAXED) == self) {
-            enter();
-            free_checked(pool, h, p);
-            leave(self);
-        } else {
-            free_remote(pool, h, p);
-        }
-        return;
-    }
-    smpi_thread *t = smpi_thread_get();
-    enter();
-    lock_pool(pool);
-    free_checked(pool, h, p);
     unlock_pool(pool);
     leave(t);
 }
 
 void smpi_free(void *p, const char *who)
 {
-    if (smpi_torn_down())
+    if (smpi_teardown_done)
         return;
-    int saved = errno;
-    free_as(p, who);
-    errno = saved;
+    smpi_span_head *h = span_check(p, who);
+    smp_pool *pool = span_pool(h);
+
+    if (!pool->shared) {
+        smpi_thread *self = smpi_self;
+        if (self && __atomic_load_n(&pool->owner, __ATOMIC_RELAXED) == self) {
+            enter();
+            free_checked(pool, h, p, who);
+            leave(self);
+        } else {
+            free_remote(pool, h, p, who);
+        }
+        return;
+    }
+    smpi_thread *t = smpi_thread_get();
+    enter();
+    lock_pool(pool);
+    free_checked(pool, h, p, who);
+    unlock_pool(pool);
+    leave(t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -710,19 +704,18 @@ static size_t block_size(const smpi_span_head *h, const void *p)
     return ((const smpi_large *)h)->size;
 }
 
-static void check_live(smpi_span_head *h, const void *p)
+static void check_live(smpi_span_head *h, const void *p, const char *who)
 {
     if (h->kind == SMPI_SPAN_SMALL)
-        small_check((const smpi_chunk *)h, p);
+        small_check((const smpi_chunk *)h, p, who);
     else
-        large_check((const smpi_large *)h, p);
+        large_check((const smpi_large *)h, p, who);
 }
 
 size_t smpi_usable_size(const void *p, const char *who)
 {
-    misuse_who = who;
-    smpi_span_head *h = span_check(p);
-    check_live(h, p);
+    smpi_span_head *h = span_check(p, who);
+    check_live(h, p, who);
     return block_usable(h);
 }
 
@@ -752,13 +745,12 @@ static int resize_in_place(smp_pool *pool, smpi_span_head *h, void *p,
 
 void *smpi_realloc(void *p, size_t size, uint32_t stack)
 {
-    misuse_who = "realloc";
-    smpi_span_head *h = span_check(p);
+    smpi_span_head *h = span_check(p, "realloc");
     smp_pool *pool = span_pool(h);
     smpi_thread *self = smpi_self;
     int mine = pool->shared || (self && pool->owner == self);
 
-    check_live(h, p);
+    check_live(h, p, "realloc");
     size_t old = block_size(h, p);
     if (mine) {
         if (pool->shared)
@@ -910,7 +902,6 @@ void smpi_pool_release_all(smp_pool *pool, int destroying)
         large_destroy(pool, pool->large_cache[--pool->ncache]);
     pool->chunks = NULL;
     memset(pool->avail, 0, sizeof pool->avail);
-    memset(pool->spare, 0, sizeof pool->spare);
 
     if (destroying)
         SMPI_STAT_ADD(pool->c.escaped_blocks, r.blocks);

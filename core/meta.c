@@ -13,6 +13,7 @@
 #include "os.h"
 
 #define META_RESERVE ((size_t)64 << 30)
+#define META_MIN ((size_t)64 << 20)
 #define META_STEP ((size_t)1 << 20)
 #define SMALL_MIN_SHIFT 4
 #define SMALL_MAX_SHIFT 16
@@ -25,6 +26,7 @@ typedef struct free_piece {
 
 static pthread_mutex_t meta_mutex = PTHREAD_MUTEX_INITIALIZER;
 static char *meta_base;
+static size_t meta_size;
 static size_t meta_used;
 static size_t meta_committed;
 static free_piece *small_free[NCLASSES];
@@ -60,11 +62,15 @@ static size_t rounded(size_t size)
 static void *bump(size_t size)
 {
     if (!meta_base) {
-        meta_base = smpi_os_reserve(META_RESERVE);
+        /* as much as the system lets us reserve (less under valgrind) */
+        for (meta_size = META_RESERVE; !meta_base && meta_size >= META_MIN;
+             meta_size /= 2)
+            meta_base = smpi_os_reserve(meta_size);
         if (!meta_base)
             return NULL;
+        meta_size *= 2;
     }
-    if (size > META_RESERVE - meta_used)
+    if (size > meta_size - meta_used)
         return NULL;
     while (meta_used + size > meta_committed) {
         if (smpi_os_commit(meta_base + meta_committed, META_STEP))

@@ -22,7 +22,7 @@ static int init_error;
 static int mlock_policy = SMP_MLOCK_TRY;
 static int scope_exit_policy = SMP_SCOPE_EXIT_WIPE;
 static int mlock_warned;
-static int torn_down;
+int smpi_teardown_done;
 
 /* every pool instance, and the statistics of those already gone */
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -327,7 +327,7 @@ void *smp_allocate(smp_pool *pool, const void *data, size_t size)
 
 void smp_free(void *ptr)
 {
-    if (!ptr || __atomic_load_n(&torn_down, __ATOMIC_RELAXED))
+    if (!ptr || __atomic_load_n(&smpi_teardown_done, __ATOMIC_RELAXED))
         return;
     if (!smpi_in_region(ptr))
         smpi_fatal("smp_free(%p): not a block of any pool (it was not "
@@ -475,7 +475,7 @@ void smpi_fork_child(void)
 
 void smpi_teardown(void)
 {
-    if (__atomic_exchange_n(&torn_down, 1, __ATOMIC_ACQ_REL))
+    if (__atomic_exchange_n(&smpi_teardown_done, 1, __ATOMIC_ACQ_REL))
         return;
     pthread_mutex_lock(&registry_mutex);
     for (smp_pool *pool = registry; pool; pool = pool->reg_next)
@@ -485,5 +485,5 @@ void smpi_teardown(void)
 
 int smpi_torn_down(void)
 {
-    return __atomic_load_n(&torn_down, __ATOMIC_RELAXED);
+    return __atomic_load_n(&smpi_teardown_done, __ATOMIC_RELAXED);
 }

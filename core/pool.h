@@ -91,5 +91,6 @@ void smpi_fork_child(void);
  */
 void smpi_teardown(void);
 int smpi_torn_down(void);
+extern int smpi_teardown_done;
 
 #endif

@@ -75,7 +75,6 @@ struct smp_pool {
     pthread_mutex_t mutex;
     smpi_chunk *chunks;      /* every chunk, full ones included */
     smpi_chunk *avail[SMPI_NCLASSES];
-    smpi_chunk *spare[SMPI_NCLASSES];  /* one empty chunk kept per class */
     smpi_large *large_live;
     smpi_large *large_cache[SMPI_LARGE_CACHE];
     int ncache;

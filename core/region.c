@@ -10,6 +10,7 @@
 #include "region.h"
 
 #define REGION_SIZE ((size_t)64 << 30)
+#define REGION_MIN ((size_t)256 << 20) /* under valgrind, or a low ulimit -v */
 #define QUARANTINE_PAGES ((size_t)16384) /* 64 MiB of address space */
 #define EXACT_BINS 64                    /* free lists by page count */
 
@@ -41,17 +42,33 @@ void smpi_region_unlock(void)
     pthread_mutex_unlock(&region_mutex);
 }
 
+/* The largest range the system lets us reserve, down to REGION_MIN. */
+static void *reserve(size_t *size)
+{
+    for (; *size >= REGION_MIN; *size /= 2) {
+        void *base = smpi_os_reserve(*size);
+        if (base)
+            return base;
+    }
+    return NULL;
+}
+
 int smpi_region_init(void)
 {
-    size_t map_bytes = (REGION_SIZE >> SMPI_PAGE_SHIFT) * sizeof(uintptr_t);
-    void *base = smpi_os_reserve(REGION_SIZE);
-    void *map = smpi_os_map(map_bytes);
+    size_t size = REGION_SIZE;
+    void *base = reserve(&size);
+    void *map = NULL;
 
-    if (!base || !map)
+    if (base)
+        map = smpi_os_map((size >> SMPI_PAGE_SHIFT) * sizeof(uintptr_t));
+    if (!map) {
+        if (base)
+            smpi_os_unmap(base, size);
         return ENOMEM;
+    }
     smpi_page_map = map;
     bump_next = (uintptr_t)base;
-    smpi_region_size = REGION_SIZE;
+    smpi_region_size = size;
     /* published last: a pointer is ours only once the map exists */
     __atomic_store_n(&smpi_region_base, (uintptr_t)base, __ATOMIC_RELEASE);
     return 0;
