@@ -1,0 +1,210 @@
+/*
+ * Symbolization, at report time only. The module table is filled from
+ * dl_iterate_phdr and never shrinks, so an object unloaded by dlclose
+ * still names its frames (when smpi_symbolize_note_modules ran before).
+ * Names and lines come from elfutils' libdwfl: the live process is read
+ * through /proc/self/maps, unloaded objects are opened again by path.
+ */
+#include <elfutils/libdwfl.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "meta.h"
+#include "symbolize.h"
+
+#define MODULES_MAX 2048
+#define MODULE_PATH_MAX 512
+
+typedef struct module {
+    uintptr_t start, end; /* lowest and highest address of its segments */
+    uintptr_t bias;       /* dlpi_addr */
+    char path[MODULE_PATH_MAX];
+    char build_id[41];
+    int loaded;           /* still mapped when the session began */
+    Dwfl *dead;           /* a session of its own once it was unloaded */
+} module;
+
+static module *modules; /* MODULES_MAX entries of bookkeeping memory */
+static int nmodules;
+static pthread_mutex_t modules_mutex = PTHREAD_MUTEX_INITIALIZER;
+static Dwfl *live;
+
+static const Dwfl_Callbacks callbacks = {
+    .find_elf = dwfl_linux_proc_find_elf,
+    .find_debuginfo = dwfl_standard_find_debuginfo,
+};
+
+static void read_build_id(const struct dl_phdr_info *info, char *out)
+{
+    out[0] = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        const char *at = (const char *)(info->dlpi_addr + ph->p_vaddr);
+        const char *end = at + ph->p_memsz;
+
+        if (ph->p_type != PT_NOTE)
+            continue;
+        while (at + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)at;
+            const unsigned char *desc = (const unsigned char *)
+                (at + sizeof *n + ((n->n_namesz + 3) & ~3u));
+
+            if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
+                !memcmp(at + sizeof *n, "GNU", 4) && n->n_descsz <= 20) {
+                for (unsigned k = 0; k < n->n_descsz; k++)
+                    snprintf(out + 2 * k, 3, "%02x", desc[k]);
+                return;
+            }
+            at = (const char *)desc + ((n->n_descsz + 3) & ~3u);
+        }
+    }
+}
+
+static void module_path(const struct dl_phdr_info *info, char *out)
+{
+    ssize_t n;
+
+    if (info->dlpi_name && info->dlpi_name[0]) {
+        snprintf(out, MODULE_PATH_MAX, "%s", info->dlpi_name);
+        return;
+    }
+    /* the main program has no name in the loader's list */
+    n = readlink("/proc/self/exe", out, MODULE_PATH_MAX - 1);
+    out[n > 0 ? n : 0] = 0;
+}
+
+static int note_one(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    uintptr_t start = UINTPTR_MAX, end = 0;
+    module m = { 0 };
+
+    (void)size;
+    (void)ctx;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        if (info->dlpi_addr + ph->p_vaddr < start)
+            start = info->dlpi_addr + ph->p_vaddr;
+        if (info->dlpi_addr + ph->p_vaddr + ph->p_memsz > end)
+            end = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+    }
+    if (start >= end)
+        return 0;
+    module_path(info, m.path);
+    for (int i = 0; i < nmodules; i++) {
+        if (modules[i].start == start && modules[i].end == end &&
+            !strcmp(modules[i].path, m.path)) {
+            modules[i].loaded = 1;
+            return 0;
+        }
+    }
+    if (nmodules == MODULES_MAX)
+        return 1;
+    m.start = start;
+    m.end = end;
+    m.bias = info->dlpi_addr;
+    m.loaded = 1;
+    read_build_id(info, m.build_id);
+    modules[nmodules++] = m;
+    return 0;
+}
+
+void smpi_symbolize_note_modules(void)
+{
+    pthread_mutex_lock(&modules_mutex);
+    if (!modules)
+        modules = smpi_meta_alloc(MODULES_MAX * sizeof *modules);
+    if (modules)
+        dl_iterate_phdr(note_one, NULL);
+    pthread_mutex_unlock(&modules_mutex);
+}
+
+int smpi_symbolize_begin(void)
+{
+    for (int i = 0; i < nmodules; i++)
+        modules[i].loaded = 0;
+    smpi_symbolize_note_modules();
+    live = dwfl_begin(&callbacks);
+    if (!live)
+        return -1;
+    if (dwfl_linux_proc_report(live, getpid()) != 0) {
+        dwfl_end(live);
+        live = NULL;
+        return -1;
+    }
+    dwfl_report_end(live, NULL, NULL);
+    return 0;
+}
+
+void smpi_symbolize_end(void)
+{
+    if (live)
+        dwfl_end(live);
+    live = NULL;
+    for (int i = 0; i < nmodules; i++) {
+        if (modules[i].dead)
+            dwfl_end(modules[i].dead);
+        modules[i].dead = NULL;
+    }
+}
+
+/* Newest first: a range reused after dlclose belongs to the newer one. */
+static module *module_of(uintptr_t addr)
+{
+    for (int i = nmodules; i-- > 0;) {
+        if (addr >= modules[i].start && addr < modules[i].end)
+            return &modules[i];
+    }
+    return NULL;
+}
+
+/* The module as the live process maps it now, if it is still there. */
+static Dwfl_Module *live_module(const module *m, uintptr_t addr)
+{
+    if (!live || (m && !m->loaded))
+        return NULL;
+    return dwfl_addrmodule(live, addr);
+}
+
+static Dwfl_Module *dead_module(module *m, uintptr_t addr)
+{
+    if (!m || !m->path[0])
+        return NULL;
+    if (!m->dead) {
+        m->dead = dwfl_begin(&callbacks);
+        if (!m->dead)
+            return NULL;
+        dwfl_report_elf(m->dead, m->path, m->path, -1, m->bias, false);
+        dwfl_report_end(m->dead, NULL, NULL);
+    }
+    return dwfl_addrmodule(m->dead, addr);
+}
+
+void smpi_symbolize(uintptr_t return_address, smpi_frame *out)
+{
+    uintptr_t addr = return_address - 1;
+    module *m = module_of(addr);
+    Dwfl_Module *mod;
+    Dwfl_Line *line;
+
+    memset(out, 0, sizeof *out);
+    out->addr = addr;
+    out->module = m ? m->path : "";
+    out->build_id = m ? m->build_id : "";
+    out->offset = m ? addr - m->bias : addr;
+
+    mod = live_module(m, addr);
+    if (!mod)
+        mod = dead_module(m, addr);
+    if (!mod)
+        return;
+    out->function = dwfl_module_addrname(mod, addr);
+    out->function_len = out->function ? strcspn(out->function, "@") : 0;
+    line = dwfl_module_getsrc(mod, addr);
+    if (line)
+        out->file = dwfl_lineinfo(line, NULL, &out->line, NULL, NULL, NULL);
+}

@@ -1,0 +1,37 @@
+/*
+ * Turning captured return addresses into frames at report time: module,
+ * offset and build-id from the loader's list of objects, function names
+ * and source lines from elfutils (ELF symbol tables and DWARF).
+ */
+#ifndef SMP_SYMBOLIZE_H
+#define SMP_SYMBOLIZE_H
+
+#include <stdint.h>
+
+typedef struct smpi_frame {
+    uintptr_t addr;       /* the call instruction: return address - 1 */
+    uintptr_t offset;     /* addr minus the module's load bias */
+    const char *module;   /* path, "" when no object covers addr */
+    const char *build_id; /* lowercase hex, "" when the object has none */
+    const char *function; /* NULL when no symbol covers addr */
+    int function_len;     /* without a symbol version ("@@GLIBC_2.34") */
+    const char *file;     /* NULL without line information */
+    int line;
+} smpi_frame;
+
+/*
+ * Records the objects loaded now, so that frames in an object unloaded
+ * later (dlclose) keep their module, offset and build-id. Never calls
+ * malloc; call it before dlclose.
+ */
+void smpi_symbolize_note_modules(void);
+
+/*
+ * A symbolization session. It allocates (elfutils does), so the caller
+ * runs it with smpi_guard set. Strings stay valid until the session ends.
+ */
+int smpi_symbolize_begin(void);
+void smpi_symbolize(uintptr_t return_address, smpi_frame *out);
+void smpi_symbolize_end(void);
+
+#endif
