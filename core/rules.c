@@ -336,10 +336,6 @@ static int parse_range(parser *p, rule *r)
                        "maximum (%zu)", min, max);
         return -1;
     }
-    if (r->nsizes == SIZES_MAX) {
-        fail(p, start, "at most %d size: selectors in one rule", SIZES_MAX);
-        return -1;
-    }
     r->min[r->nsizes] = min;
     r->max[r->nsizes] = max;
     r->nsizes++;
@@ -426,6 +422,10 @@ static int parse_selector(parser *p, rule *r, unsigned rule_index)
     p->pos++;
 
     r->kinds |= 1u << kind;
+    if (kind == KIND_SIZE && r->nsizes == SIZES_MAX) {
+        fail(p, start, "at most %d size: selectors in one rule", SIZES_MAX);
+        return -1;
+    }
     if (kind == KIND_SIZE)
         return parse_range(p, r);
     return parse_glob(p, rule_index, kind);

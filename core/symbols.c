@@ -333,6 +333,7 @@ int smpi_symbols_update(void)
 {
     snapshot s;
     int changed = 0;
+    int failed = 0;
 
     if (take_snapshot(&s))
         return -1;
@@ -352,8 +353,10 @@ int smpi_symbols_update(void)
             o = object_new(&s.entries[i], is_main);
             changed = 1;
         }
-        if (!o)
+        if (!o) {
+            failed = 1;
             continue;
+        }
         *tail = o;
         tail = &o->next;
     }
@@ -366,7 +369,8 @@ int smpi_symbols_update(void)
     }
 
     objects = fresh;
-    scanned = 1;
+    /* an object memory ran out for is tried again next time */
+    scanned = !failed;
     seen_adds = s.adds;
     seen_subs = s.subs;
     snapshot_free(&s);
