@@ -16,7 +16,9 @@
 #define THREADS 4
 #define ALLOCS_PER_THREAD 150000
 #define SLOTS 256
-#define MAILBOX 1024
+/* Room for every block a thread could hand over, so that handing over
+ * never depends on how the threads happen to be scheduled. */
+#define MAILBOX ALLOCS_PER_THREAD
 
 typedef struct held {
     unsigned char *p;
