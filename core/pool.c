@@ -38,6 +38,8 @@ static size_t nescapes;
 static void init_region(void)
 {
     init_error = smpi_region_init();
+    if (!init_error)
+        smpi_fault_install();
 }
 
 int smpi_init(void)
@@ -395,9 +397,10 @@ void smpi_note_escape(const smp_pool *pool, const smpi_block *block)
     if (!escapes)
         escapes = smpi_meta_alloc(ESCAPES_MAX * sizeof *escapes);
     if (escapes && nescapes < ESCAPES_MAX) {
-        smpi_escape *e = &escapes[nescapes++];
+        smpi_escape *e = &escapes[nescapes];
         memcpy(e->pool_name, pool->name, SMP_NAME_MAX);
         e->block = *block;
+        __atomic_store_n(&nescapes, nescapes + 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&escape_mutex);
 }
@@ -409,6 +412,20 @@ void smpi_foreach_escape(void (*fn)(const smpi_escape *escape, void *ctx),
     for (size_t i = 0; i < nescapes; i++)
         fn(&escapes[i], ctx);
     pthread_mutex_unlock(&escape_mutex);
+}
+
+/* For the fault handler: no lock, since the faulting thread may hold it. */
+int smpi_find_escape(const void *addr, smpi_escape *out)
+{
+    size_t n = __atomic_load_n(&nescapes, __ATOMIC_ACQUIRE);
+
+    for (size_t i = n; i-- > 0;) {
+        if ((uintptr_t)addr - escapes[i].block.addr < escapes[i].block.usable) {
+            *out = escapes[i];
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */

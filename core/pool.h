@@ -78,6 +78,15 @@ typedef struct smpi_escape {
 void smpi_foreach_escape(void (*fn)(const smpi_escape *escape, void *ctx),
                          void *ctx);
 
+/* The escaped block holding addr, if one is known; takes no lock. */
+int smpi_find_escape(const void *addr, smpi_escape *out);
+
+/*
+ * Installs a SIGSEGV handler that explains faults in fenced pool memory,
+ * then hands the fault to the handler that was there before.
+ */
+void smpi_fault_install(void);
+
 /* fork: hold every pool lock across fork, then mend the child. */
 void smpi_fork_prepare(void);
 void smpi_fork_parent(void);
