@@ -203,15 +203,37 @@ typedef struct collect {
     int failed;
 } collect;
 
+/*
+ * Compilers copy functions and name the copies after them: GCC's
+ * "f.constprop.0", "f.isra.0", "f.part.0", "f.cold". No C identifier or
+ * mangled C++ name holds a '.', so what precedes the first one names the
+ * function a user wrote. The base goes into buf; NULL when there is none.
+ */
+static const char *base_name(const char *name, char *buf, size_t size)
+{
+    const char *dot = strchr(name, '.');
+
+    if (!dot || dot == name || (size_t)(dot - name) >= size)
+        return NULL;
+    memcpy(buf, name, (size_t)(dot - name));
+    buf[dot - name] = '\0';
+    return buf;
+}
+
 static void collect_cb(const char *name, uintptr_t start, uintptr_t end,
                        void *ctx)
 {
     collect *c = ctx;
+    char buf[512];
+    const char *base = base_name(name, buf, sizeof buf);
 
-    for (unsigned g = 0; g < nglobs; g++)
-        if (smpi_glob_match(globs[g], name) && push_hit(c->object, start,
-                                                        end, g))
+    for (unsigned g = 0; g < nglobs; g++) {
+        if (!smpi_glob_match(globs[g], name) &&
+            !(base && smpi_glob_match(globs[g], base)))
+            continue;
+        if (push_hit(c->object, start, end, g))
             c->failed = 1;
+    }
 }
 
 static int hit_order(const void *a, const void *b)

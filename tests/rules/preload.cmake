@@ -1,0 +1,69 @@
+# Programs run under libsmp_preload.so with SMP_POOL_SCOPE set; included
+# by CMakeLists.txt once the preload target exists.
+
+add_executable(rules_prog prog.c)
+target_include_directories(rules_prog PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_compile_definitions(rules_prog PRIVATE _GNU_SOURCE
+    RULES_PLUGIN="$<TARGET_FILE:rules_plugin>")
+target_compile_options(rules_prog PRIVATE -g -fno-ipa-icf)
+target_link_libraries(rules_prog PRIVATE rules_helper smp_warnings
+    Threads::Threads ${CMAKE_DL_LIBS})
+set_target_properties(rules_prog PROPERTIES ENABLE_EXPORTS ON)
+add_dependencies(rules_prog rules_plugin)
+add_custom_command(TARGET rules_prog POST_BUILD
+    COMMAND ${CMAKE_OBJCOPY} --strip-all $<TARGET_FILE:rules_prog>
+            $<TARGET_FILE:rules_prog>.stripped
+    COMMENT "Stripping a copy of rules_prog")
+
+set(all_heap secret=heap copy=heap thread=heap lib=heap size=heap
+    other=heap plugin=heap)
+
+# rules_preload(NAME RULES [SITE=WHERE...] [STRIPPED] [REGEX re]): runs
+# rules_prog under the preload with SMP_POOL_SCOPE=RULES (';' written as
+# '|' here, since CMake splits lists at ';').
+function(rules_preload name rules)
+    cmake_parse_arguments(arg "STRIPPED" "REGEX" "" ${ARGN})
+    set(program $<TARGET_FILE:rules_prog>)
+    if(arg_STRIPPED)
+        set(program $<TARGET_FILE:rules_prog>.stripped)
+    endif()
+    string(REPLACE "|" "\\;" rules "${rules}")
+    add_test(NAME rules_preload_${name}
+        COMMAND ${program} ${arg_UNPARSED_ARGUMENTS})
+    set_tests_properties(rules_preload_${name} PROPERTIES LABELS rules
+        TIMEOUT 60
+        ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:smp_preload>;SMP_POOL_SCOPE=${rules}"
+        FAIL_REGULAR_EXPRESSION "FAILED|not running under")
+    if(arg_REGEX)
+        set_tests_properties(rules_preload_${name} PROPERTIES
+            PASS_REGULAR_EXPRESSION "${arg_REGEX}")
+    endif()
+endfunction()
+
+rules_preload(fn keys=fn:load_secret
+    secret=pool copy=pool thread=pool lib=heap size=heap other=heap
+    plugin=heap)
+rules_preload(caller keys=caller:load_secret
+    secret=pool copy=heap thread=pool lib=heap size=heap other=heap)
+rules_preload(lib keys=lib:librulestest.so
+    secret=heap copy=heap lib=pool size=heap other=heap)
+rules_preload(size keys=size:5000
+    secret=heap copy=heap lib=heap size=pool other=heap)
+rules_preload(fn_and_size keys=fn:load_secret,size:48
+    secret=pool copy=heap thread=heap size=heap other=heap)
+rules_preload(two_rules "keys=caller:load_secret|tls=lib:librulestest*"
+    secret=pool copy=heap lib=pool size=heap other=heap)
+rules_preload(dlopen keys=fn:plugin_alloc
+    plugin=pool secret=heap other=heap
+    REGEX "fn:plugin_alloc matches no function.*rules_prog: ok")
+rules_preload(dlopen_lib keys=lib:librulesplugin.so
+    plugin=pool lib=heap other=heap)
+rules_preload(no_match keys=fn:no_such_function_anywhere ${all_heap}
+    REGEX "fn:no_such_function_anywhere matches no function.*rules_prog: ok")
+rules_preload(stripped_exported keys=fn:load_secret STRIPPED
+    secret=pool copy=pool other=heap)
+rules_preload(stripped_static keys=fn:copy_bytes STRIPPED
+    secret=heap copy=heap other=heap
+    REGEX "fn:copy_bytes matches no function.*rules_prog: ok")
+rules_preload(unstripped_static keys=fn:copy_bytes
+    secret=heap copy=pool other=heap)
