@@ -290,6 +290,14 @@ int smpi_options_parse(const char *text)
     }
     if (open_log())
         status = -1;
+    /* a report that silently ignores its suppressions would mislead */
+    if (smpi_opt.suppressions[0] && access(smpi_opt.suppressions, R_OK)) {
+        smpi_log(SMPI_LOG_ERROR, "SMP_OPTIONS: suppressions: cannot read "
+                 "'%s' (%m): expected a readable file of leak:PATTERN "
+                 "lines", smpi_opt.suppressions);
+        smpi_opt.suppressions[0] = 0;
+        status = -1;
+    }
     apply();
     return status;
 }

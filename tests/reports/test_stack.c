@@ -1,0 +1,115 @@
+/* Stack capture and the depot, linked against libsmp directly. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+
+#include "options.h"
+#include "stack.h"
+
+__attribute__((noinline)) static uint32_t capture_here(void)
+{
+    uint32_t id = smpi_stack_capture(0);
+    __asm__ volatile("" ::: "memory");
+    return id;
+}
+
+__attribute__((noinline)) static uint32_t capture_elsewhere(void)
+{
+    uint32_t id = smpi_stack_capture(0);
+    __asm__ volatile("" ::: "memory");
+    return id;
+}
+
+Test(stack, same_stack_same_id)
+{
+    uint32_t a = 0, b;
+
+    for (int i = 0; i < 3; i++) {
+        b = capture_here();
+        cr_assert_neq(b, 0);
+        if (i)
+            cr_assert_eq(a, b);
+        a = b;
+    }
+    cr_assert_neq(capture_elsewhere(), a);
+}
+
+Test(stack, frames_are_return_addresses_of_the_callers)
+{
+    const uintptr_t *pcs;
+    uint32_t id = capture_here();
+    int n = smpi_stack_frames(id, &pcs);
+    uintptr_t here = (uintptr_t)capture_here;
+
+    cr_assert_geq(n, 2);
+    /* frame 0 returns into capture_here, frame 1 into this test */
+    cr_assert(pcs[0] > here && pcs[0] < here + 64, "%lx %lx",
+              (unsigned long)pcs[0], (unsigned long)here);
+}
+
+Test(stack, depth_is_bounded)
+{
+    const uintptr_t *pcs;
+
+    smpi_opt.malloc_context_size = 1;
+    cr_assert_eq(smpi_stack_frames(capture_here(), &pcs), 1);
+    smpi_opt.malloc_context_size = 0;
+    cr_assert_eq(capture_here(), 0);
+    smpi_opt.malloc_context_size = 30;
+}
+
+Test(stack, unknown_ids)
+{
+    const uintptr_t *pcs;
+
+    cr_assert_eq(smpi_stack_frames(0, &pcs), 0);
+    cr_assert_eq(smpi_stack_frames(0xfffffff0u, &pcs), 0);
+}
+
+Test(stack, walk_skips)
+{
+    uintptr_t a[8], b[8];
+    int n = smpi_stack_walk(a, 8, 0);
+    int m = smpi_stack_walk(b, 8, 1);
+
+    cr_assert_geq(n, 2);
+    cr_assert_eq(b[0], a[1]);
+    cr_assert_leq(m, n);
+}
+
+/* Many threads inserting many distinct stacks at once. */
+__attribute__((noinline)) static uint32_t recurse(int depth)
+{
+    uint32_t id = depth ? recurse(depth - 1) : smpi_stack_capture(0);
+    __asm__ volatile("" ::: "memory");
+    return id;
+}
+
+static void *inserter(void *arg)
+{
+    uint32_t *ids = arg;
+
+    for (int i = 0; i < 40; i++)
+        ids[i] = recurse(i);
+    return NULL;
+}
+
+Test(stack, concurrent_inserts_agree)
+{
+    pthread_t t[8];
+    uint32_t ids[8][40];
+
+    for (int i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, inserter, ids[i]);
+    for (int i = 0; i < 8; i++)
+        pthread_join(t[i], NULL);
+    /* the same depth from the same thread function: the same stack,
+       except for the outermost frames, which are thread-start code and
+       identical too */
+    for (int d = 0; d < 40; d++) {
+        const uintptr_t *p0;
+        int n0 = smpi_stack_frames(ids[0][d], &p0);
+        cr_assert_gt(n0, 0);
+        for (int i = 1; i < 8; i++)
+            cr_assert_eq(ids[i][d], ids[0][d], "depth %d thread %d", d, i);
+    }
+}
