@@ -67,3 +67,14 @@ rules_preload(stripped_static keys=fn:copy_bytes STRIPPED
     REGEX "fn:copy_bytes matches no function.*rules_prog: ok")
 rules_preload(unstripped_static keys=fn:copy_bytes
     secret=heap copy=pool other=heap)
+
+# An existing program: the openssl command with a real pattern.
+find_program(SMP_OPENSSL_COMMAND openssl)
+if(SMP_OPENSSL_COMMAND)
+    add_test(NAME rules_preload_openssl
+        COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/openssl.sh
+                $<TARGET_FILE:smp_preload>
+                ${CMAKE_CURRENT_BINARY_DIR}/openssl-work)
+    set_tests_properties(rules_preload_openssl PROPERTIES LABELS rules
+        TIMEOUT 120)
+endif()
