@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "smp/smp.h"
@@ -123,14 +124,28 @@ static void write_byte(void *p)
     *byte = 1;
 }
 
-static void expect_fault(void (*touch)(void *), void *p, const char *what)
+/*
+ * Touching p kills a child with SIGSEGV, after the runtime's fault handler
+ * has said on stderr which pool the address belonged to.
+ */
+static void expect_fault(void (*touch)(void *), void *p, const char *what,
+                         const char *pool)
 {
     child_result child;
+    char hex[32], quoted[SMP_NAME_MAX + 2];
 
     run_in_child(touch, p, &child);
     cr_assert_eq(child_signal(&child), SIGSEGV,
                  "%s at %p: status %#x, stderr '%s'", what, p, child.status,
                  child.err);
+
+    snprintf(hex, sizeof hex, "%p", p);
+    snprintf(quoted, sizeof quoted, "'%s'", pool);
+    cr_assert_eq(strncmp(child.err, "smp: ", 5), 0,
+                 "%s: no explanation, stderr '%s'", what, child.err);
+    cr_assert(strstr(child.err, hex) && strstr(child.err, quoted),
+              "%s: the explanation names neither %s nor pool %s: '%s'", what,
+              hex, quoted, child.err);
 }
 
 Test(memory, a_destroyed_pool_is_fenced)
@@ -144,9 +159,12 @@ Test(memory, a_destroyed_pool_is_fenced)
     memset(large, 1, 200000);
     cr_assert_eq(smp_pool_destroy(pool), 0);
 
-    expect_fault(read_byte, small, "reading a block of a destroyed pool");
-    expect_fault(write_byte, small, "writing a block of a destroyed pool");
-    expect_fault(read_byte, large + 100000, "reading a destroyed large block");
+    expect_fault(read_byte, small, "reading a block of a destroyed pool",
+                 "fenced");
+    expect_fault(write_byte, small, "writing a block of a destroyed pool",
+                 "fenced");
+    expect_fault(read_byte, large + 100000, "reading a destroyed large block",
+                 "fenced");
     cr_assert_eq(smp_owns(small), 1, "the range stays reserved");
 }
 
@@ -162,7 +180,8 @@ Test(memory, a_large_block_has_a_guard_page_behind_it)
     /* The last byte is fine; the first byte past the span faults. */
     run_in_child(read_byte, large + size - 1, &child);
     cr_assert_eq(child_exit_code(&child), 0);
-    expect_fault(read_byte, large + size, "reading past a large block");
+    expect_fault(read_byte, large + size, "reading past a large block",
+                 "default");
     smp_free(large);
 }
 

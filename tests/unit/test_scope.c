@@ -297,6 +297,9 @@ Test(scope, leaving_an_owning_scope_destroys_its_pool)
     run_in_child(read_byte, escaped, &child);
     cr_assert_eq(child_signal(&child), SIGSEGV,
                  "reading an escaped block: status %#x", child.status);
+    cr_assert(strstr(child.err, "smp: ") == child.err &&
+                  strstr(child.err, "'owning'"),
+              "the fault is explained with the scope's pool: '%s'", child.err);
     cr_assert_str_eq(current_name(), "default");
 }
 

@@ -16,8 +16,9 @@ typedef struct child_result {
 
 /*
  * Runs fn(arg) in a forked child whose stderr goes into a pipe, and waits
- * for it. The child gets default signal actions and no core file; when fn
- * returns, it leaves with _exit(0), so no exit handler of the parent runs.
+ * for it. The child writes no core file and aborts the default way; when
+ * fn returns, it leaves with _exit(0), so no exit handler of the parent
+ * runs.
  */
 void run_in_child(void (*fn)(void *arg), void *arg, child_result *out);
 
