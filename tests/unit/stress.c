@@ -110,8 +110,11 @@ static void drain(worker *w)
 static held make_block(worker *w)
 {
     uint64_t r = next_random(w);
-    /* Mostly small blocks, now and then up to 4 KiB. */
-    size_t size = r % 16 == 0 ? 1 + (r >> 8) % 4096 : 1 + (r >> 8) % 512;
+    /* Mostly small blocks, now and then up to 4 KiB, rarely a large one
+     * (past the size classes: a span of its own). */
+    size_t size = r % 512 == 0  ? 9000 + (r >> 8) % 40000
+                  : r % 16 == 0 ? 1 + (r >> 8) % 4096
+                                : 1 + (r >> 8) % 512;
     int shared = (r >> 40) & 1;
     held h = { NULL, size, (unsigned char)(r >> 48) };
 
