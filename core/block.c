@@ -269,7 +269,9 @@ static SMPI_HOT void *small_alloc(smp_pool *pool, unsigned cls, size_t size,
         w++;
     unsigned bit = (unsigned)__builtin_ctzll(c->free_bits[w]);
     unsigned i = w * 64 + bit;
-    c->free_bits[w] &= ~((uint64_t)1 << bit);
+    /* other threads' frees read the bitmap: atomic, but no lock prefix */
+    __atomic_store_n(&c->free_bits[w], c->free_bits[w] & ~((uint64_t)1 << bit),
+                     __ATOMIC_RELAXED);
     c->hint = (uint16_t)w;
     if (--c->nfree == 0)
         avail_unlink(pool, c);
@@ -288,7 +290,9 @@ static SMPI_HOT void small_release(smp_pool *pool, smpi_chunk *c, unsigned i)
     c->sizes[i] = FREE_SIZE;
     if (c->stacks)
         c->stacks[i] = 0;
-    c->free_bits[i / 64] |= (uint64_t)1 << (i % 64);
+    __atomic_store_n(&c->free_bits[i / 64],
+                     c->free_bits[i / 64] | (uint64_t)1 << (i % 64),
+                     __ATOMIC_RELAXED);
     if (i / 64 < c->hint)
         c->hint = (uint16_t)(i / 64);
     count_free(pool, size);
@@ -320,7 +324,7 @@ static SMPI_HOT unsigned small_check(const smpi_chunk *c, const void *p,
                            != (uintptr_t)p)
         misuse(who, "pointer into the middle of a pool block", p, c->pool);
     uint64_t bit = (uint64_t)1 << (i % 64);
-    if ((c->free_bits[i / 64] & bit) ||
+    if ((__atomic_load_n(&c->free_bits[i / 64], __ATOMIC_RELAXED) & bit) ||
         (__atomic_load_n(&c->remote_bits[i / 64], __ATOMIC_RELAXED) & bit))
         misuse(who, "double free of a pool block", p, c->pool);
     return i;
