@@ -200,8 +200,25 @@ static void count_escape(const smpi_escape *e, void *ctx)
     }
 }
 
+typedef struct retired_search {
+    const char *name;
+    smp_stats stats;
+    int seen;
+} retired_search;
+
+static void find_retired(const smpi_pool_info *info, void *ctx)
+{
+    retired_search *s = ctx;
+
+    if (!info->pool && strcmp(info->stats.pool_name, s->name) == 0) {
+        s->stats = info->stats;
+        s->seen++;
+    }
+}
+
 Test(pool, destroy_with_live_blocks_counts_them_as_escaped)
 {
+    retired_search retired = { .name = "destroyed-live" };
     smp_pool *pool = smp_pool_create("destroyed-live");
     escape_count count = { "destroyed-live", 0, 0 };
     smp_stats st;
@@ -218,4 +235,11 @@ Test(pool, destroy_with_live_blocks_counts_them_as_escaped)
     cr_assert_eq(count.blocks, 5, "escaped blocks remembered: %zu",
                  count.blocks);
     cr_assert_eq(count.bytes, 150);
+
+    /* The reports still see the pool's counters, escapes included. */
+    smpi_foreach_pool(find_retired, &retired);
+    cr_assert_eq(retired.seen, 1, "the destroyed pool is reported once");
+    cr_assert_eq(retired.stats.escaped_blocks, 5);
+    cr_assert_eq(retired.stats.allocations, 6);
+    cr_assert_eq(retired.stats.total_bytes, 180);
 }

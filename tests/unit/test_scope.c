@@ -424,3 +424,39 @@ Test(scope, scopes_belong_to_their_thread)
     cr_assert_eq(view.depth, 0);
     cr_assert_str_eq(view.name, "default");
 }
+
+typedef struct retired_search {
+    const char *name;
+    smp_stats stats;
+    int seen;
+} retired_search;
+
+/* Pools that are gone show in the reports' view under their name. */
+static void find_retired(const smpi_pool_info *info, void *ctx)
+{
+    retired_search *s = ctx;
+
+    if (!info->pool && strcmp(info->stats.pool_name, s->name) == 0) {
+        s->stats = info->stats;
+        s->seen++;
+    }
+}
+
+Test(scope, escaped_blocks_are_counted_in_the_pool_statistics)
+{
+    retired_search search = { .name = "escaping" };
+    void *kept[3];
+
+    SMP_SCOPE("escaping") {
+        for (int i = 0; i < 3; i++)
+            kept[i] = smp_alloc(NULL, 100);
+        smp_free(kept[1]);
+    }
+
+    smpi_foreach_pool(find_retired, &search);
+    cr_assert_eq(search.seen, 1, "the ended scope's pool is reported once");
+    cr_assert_eq(search.stats.escaped_blocks, 2);
+    cr_assert_eq(search.stats.allocations, 3);
+    cr_assert_eq(search.stats.scope_entries, 1);
+    cr_assert_eq(search.stats.scope_exits, 1);
+}
