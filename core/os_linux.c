@@ -54,14 +54,18 @@ void smpi_os_unmap(void *p, size_t size)
     munmap(p, size);
 }
 
+/*
+ * mlock and munlock go to the kernel directly: sanitizer runtimes
+ * intercept the libc functions and turn them into no-ops.
+ */
 int smpi_os_lock(void *p, size_t size)
 {
-    return mlock(p, size) ? errno : 0;
+    return syscall(SYS_mlock, p, size) ? errno : 0;
 }
 
 void smpi_os_unlock(void *p, size_t size)
 {
-    munlock(p, size);
+    syscall(SYS_munlock, p, size);
 }
 
 int smpi_os_dontdump(void *p, size_t size)
