@@ -196,3 +196,62 @@ Test(memory, pool_memory_survives_in_the_parent_after_fork)
     cr_assert_str_eq(block, "parent data");
     smp_free(block);
 }
+
+typedef struct span {
+    const unsigned char *p;
+    size_t size;
+} span;
+
+/* Exits 1 if any byte of the span still holds data; may fault instead. */
+static void scan_for_data(void *arg)
+{
+    const span *s = arg;
+
+    if (!reads_as_zero(s->p, s->size))
+        _exit(1);
+}
+
+/* Released memory is either still mapped and zero, or no longer readable. */
+static void expect_no_data(const void *p, size_t size, const char *what)
+{
+    span s = { p, size };
+    child_result child;
+
+    run_in_child(scan_for_data, &s, &child);
+    cr_assert(child_exit_code(&child) == 0 || child_signal(&child) == SIGSEGV,
+              "%s: released bytes still hold data (status %#x)", what,
+              child.status);
+}
+
+Test(memory, cleanup_all_leaves_no_data_behind)
+{
+    smp_pool *pool = smp_pool_create("cleaned-up");
+    unsigned char *small[20];
+    unsigned char *large = smp_alloc(pool, 300000);
+
+    for (int i = 0; i < 20; i++) {
+        small[i] = smp_alloc(pool, 200);
+        memset(small[i], 0xEE, 200);
+    }
+    memset(large, 0xEE, 300000);
+    smp_pool_cleanup_all(pool);
+
+    for (int i = 0; i < 20; i++)
+        expect_no_data(small[i], 200, "a small block after cleanup_all");
+    expect_no_data(large, 300000, "a large block after cleanup_all");
+    cr_assert_eq(smp_pool_destroy(pool), 0);
+}
+
+Test(memory, a_freed_large_block_leaves_no_data_behind)
+{
+    size_t sizes[] = { 9000, 65536, 1 << 20 };
+
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *large = smp_alloc(NULL, sizes[i]);
+
+        cr_assert_not_null(large);
+        memset(large, 0xD7, sizes[i]);
+        smp_free(large);
+        expect_no_data(large, sizes[i], "a freed large block");
+    }
+}
