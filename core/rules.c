@@ -74,7 +74,6 @@ typedef struct ruleset {
     unsigned glob_pattern[PATTERNS_MAX];
     char *strings;
     size_t strings_size;
-    struct ruleset *retired;
 } ruleset;
 
 /* From its start to the next interval's start, these rules cover it. */
@@ -85,9 +84,13 @@ typedef struct interval {
     uint64_t fn;
 } interval;
 
-/* A seqlock per entry: readers never write, writers never wait. */
+/*
+ * What one call site resolved to under the table of one generation. A
+ * seqlock per entry: readers never write, writers never wait.
+ */
 typedef struct cache_entry {
     _Atomic unsigned seq;
+    _Atomic unsigned long generation;
     _Atomic uintptr_t pc;
     _Atomic uint64_t site;
     _Atomic uint64_t fn;
@@ -106,7 +109,6 @@ typedef struct table {
     uint64_t has_fn;
     interval *iv;
     size_t niv;
-    cache_entry *cache;
     struct table *retired;
 } table;
 
@@ -116,8 +118,9 @@ int smpi_rules_depth = SMPI_RULES_DEPTH_DEFAULT;
 static _Atomic(ruleset *) current_rules;
 static _Atomic(table *) current_table;
 static table *retired_tables;
-static ruleset *retired_rules;
 static unsigned long generation;
+/* One cache for every table: an entry of another generation is a miss. */
+static cache_entry cache[CACHE_SIZE];
 static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
 static int atfork_done;
 
@@ -671,7 +674,6 @@ static void table_free(table *t)
     if (!t)
         return;
     smpi_meta_free(t->iv, (t->niv ? t->niv : 1) * sizeof *t->iv);
-    smpi_meta_free(t->cache, CACHE_SIZE * sizeof *t->cache);
     smpi_meta_free(t, sizeof *t);
 }
 
@@ -702,8 +704,7 @@ static table *build_table(const ruleset *rs)
 
     if (!t)
         return NULL;
-    t->cache = smpi_meta_alloc(CACHE_SIZE * sizeof *t->cache);
-    if (!t->cache || gather(rs, &s)) {
+    if (gather(rs, &s)) {
         smpi_meta_free(s.v, s.cap * sizeof *s.v);
         table_free(t);
         return NULL;
@@ -774,14 +775,15 @@ static void compute(const table *t, uintptr_t pc, look *out)
     out->fn = iv->fn;
 }
 
-static void lookup(table *t, uintptr_t pc, look *out)
+static void lookup(const table *t, uintptr_t pc, look *out)
 {
-    cache_entry *e = &t->cache[(pc * 0x9e3779b97f4a7c15ull) >>
-                               (64 - CACHE_BITS)];
+    cache_entry *e = &cache[(pc * 0x9e3779b97f4a7c15ull) >> (64 - CACHE_BITS)];
     unsigned seq = atomic_load_explicit(&e->seq, memory_order_acquire);
 
     if (!(seq & 1) &&
-        atomic_load_explicit(&e->pc, memory_order_relaxed) == pc) {
+        atomic_load_explicit(&e->pc, memory_order_relaxed) == pc &&
+        atomic_load_explicit(&e->generation, memory_order_relaxed) ==
+            t->generation) {
         out->site = atomic_load_explicit(&e->site, memory_order_relaxed);
         out->fn = atomic_load_explicit(&e->fn, memory_order_relaxed);
         atomic_thread_fence(memory_order_acquire);
@@ -797,6 +799,8 @@ static void lookup(table *t, uintptr_t pc, look *out)
                          memory_order_relaxed))
         return;
     atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&e->generation, t->generation,
+                          memory_order_relaxed);
     atomic_store_explicit(&e->pc, pc, memory_order_relaxed);
     atomic_store_explicit(&e->site, out->site, memory_order_relaxed);
     atomic_store_explicit(&e->fn, out->fn, memory_order_relaxed);
@@ -812,7 +816,7 @@ static int size_fits(const table *t, unsigned r, size_t size)
 }
 
 /* The rules with an fn: function among the caller's depth frames. */
-static uint64_t walk_fn(table *t, uintptr_t caller)
+static uint64_t walk_fn(const table *t, uintptr_t caller)
 {
     uintptr_t pcs[SMPI_RULES_DEPTH_MAX + WALK_SLACK];
     int depth = smpi_rules_depth;
@@ -843,7 +847,8 @@ static uint64_t walk_fn(table *t, uintptr_t caller)
 
 int smpi_rules_match(size_t size, uintptr_t caller)
 {
-    table *t = atomic_load_explicit(&current_table, memory_order_acquire);
+    const table *t = atomic_load_explicit(&current_table,
+                                          memory_order_acquire);
     uint64_t fn;
     int walked = 0;
     look lk = { ~(uint64_t)0, 0 };
@@ -997,7 +1002,10 @@ static void child_after_fork(void)
     pthread_mutex_init(&rules_lock, NULL);
 }
 
-/* Makes t the table matchers read; the one it replaces is kept. */
+/*
+ * Makes t the table matchers read. The one it replaces is kept: a thread
+ * may be reading it right now, and nothing tells when it is done.
+ */
 static void publish(table *t)
 {
     table *old = atomic_load_explicit(&current_table, memory_order_relaxed);
@@ -1030,6 +1038,21 @@ static void ruleset_free(ruleset *rs)
 {
     smpi_meta_free(rs->strings, rs->strings_size);
     smpi_meta_free(rs, sizeof *rs);
+}
+
+/*
+ * A new load: no thread matches meanwhile (see rules.h), so the rules and
+ * tables of the previous load can go.
+ */
+static void drop_previous(ruleset *old)
+{
+    while (retired_tables) {
+        table *next = retired_tables->retired;
+        table_free(retired_tables);
+        retired_tables = next;
+    }
+    if (old)
+        ruleset_free(old);
 }
 
 /* The rules keep pointers into the text; give them their own copy. */
@@ -1067,23 +1090,21 @@ static int load_locked(const char *text)
     }
     own_rule_texts(&p);
 
-    smpi_symbols_reset(rs->globs, rs->nglobs);
+    ruleset *old = atomic_load_explicit(&current_rules, memory_order_relaxed);
     table *t = NULL;
+    smpi_symbols_reset(rs->globs, rs->nglobs);
     if (smpi_symbols_update() < 0 || !(t = build_table(rs))) {
         smpi_log(SMPI_LOG_ERROR, "SMP_POOL_SCOPE: out of memory while "
                                  "reading symbols");
+        /* the earlier rules stay; their objects are read again on refresh */
+        smpi_symbols_reset(old ? old->globs : NULL, old ? old->nglobs : 0);
         ruleset_free(rs);
         return -1;
     }
 
-    /* rules of an earlier load may still be read by pool_name: keep them */
-    ruleset *old = atomic_load_explicit(&current_rules, memory_order_relaxed);
-    if (old) {
-        old->retired = retired_rules;
-        retired_rules = old;
-    }
     atomic_store_explicit(&current_rules, rs, memory_order_release);
     publish(t);
+    drop_previous(old);
     smpi_rules_active = rs->nrules > 0;
     tell(rs, 1);
     return p.errors ? -1 : 0;

@@ -24,7 +24,8 @@ extern int smpi_rules_depth;
 /*
  * Parses and resolves text. On malformed text prints one line naming
  * SMP_POOL_SCOPE, the position (with a caret) and what was expected, and
- * returns -1.
+ * returns -1. Call it before other threads match (the preload does, from
+ * its constructor): a second load replaces the first and frees its rules.
  */
 int smpi_rules_load(const char *text);
 
