@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "smp/smp.h"
 
@@ -52,6 +53,11 @@ static long pairs_sodium;
 static int repeats;
 static int have_openssl, have_sodium;
 
+/* Seconds: wall from the first start to the last end; cpu summed. */
+typedef struct timing {
+    double wall, cpu;
+} timing;
+
 typedef struct run {
     enum kind kind;
     size_t size;
@@ -59,15 +65,15 @@ typedef struct run {
     long pairs;
     smp_pool *shared;
     pthread_barrier_t *start;
-    double t0, t1;
+    double t0, t1, cpu;
     int failed;
 } run;
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -150,6 +156,7 @@ static void *run_thread(void *arg)
     run *r = arg;
     smp_pool *pool = NULL;
     void **live = NULL;
+    double cpu0;
 
     if (r->kind == SMP_CURRENT)
         pool = smp_current_pool();
@@ -167,10 +174,12 @@ static void *run_thread(void *arg)
     }
 
     pthread_barrier_wait(r->start);
-    r->t0 = now();
+    r->t0 = clock_s(CLOCK_MONOTONIC);
+    cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
     if (!r->failed)
         timed_pairs(r, pool);
-    r->t1 = now();
+    r->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    r->t1 = clock_s(CLOCK_MONOTONIC);
 
     for (int i = 0; live && i < LIVE_BLOCKS; i++)
         if (live[i])
@@ -181,48 +190,58 @@ static void *run_thread(void *arg)
     return NULL;
 }
 
-/* Wall time of the best of the repeats, in seconds; < 0 on failure. */
-static double measure(enum kind kind, size_t size, int live, int threads,
-                      long pairs)
+/* One timed run on threads threads; wall < 0 when an allocation failed. */
+static timing run_once(enum kind kind, size_t size, int live, int threads,
+                       long pairs)
 {
-    double best = -1;
+    run runs[MAX_THREADS];
+    pthread_t tids[MAX_THREADS];
+    pthread_barrier_t start;
+    smp_pool *shared = NULL;
+    double t0 = 1e300, t1 = 0, cpu = 0;
+    int failed = 0;
 
-    for (int rep = 0; rep < repeats; rep++) {
-        run runs[MAX_THREADS];
-        pthread_t tids[MAX_THREADS];
-        pthread_barrier_t start;
-        smp_pool *shared = NULL;
-        double t0 = 1e300, t1 = 0;
-        int failed = 0;
-
-        if (kind == SMP_SHARED)
-            shared = smp_pool_create("bench-shared");
-        pthread_barrier_init(&start, NULL, (unsigned)threads);
-        for (int t = 0; t < threads; t++) {
-            runs[t] = (run){ kind, size, live, pairs, shared, &start, 0, 0, 0 };
-            pthread_create(&tids[t], NULL, run_thread, &runs[t]);
-        }
-        for (int t = 0; t < threads; t++) {
-            pthread_join(tids[t], NULL);
-            t0 = runs[t].t0 < t0 ? runs[t].t0 : t0;
-            t1 = runs[t].t1 > t1 ? runs[t].t1 : t1;
-            failed |= runs[t].failed;
-        }
-        pthread_barrier_destroy(&start);
-        if (shared)
-            smp_pool_destroy(shared);
-
-        if (failed)
-            return -1;
-        if (best < 0 || t1 - t0 < best)
-            best = t1 - t0;
+    if (kind == SMP_SHARED)
+        shared = smp_pool_create("bench-shared");
+    pthread_barrier_init(&start, NULL, (unsigned)threads);
+    for (int t = 0; t < threads; t++) {
+        runs[t] = (run){ .kind = kind,
+                         .size = size,
+                         .live = live,
+                         .pairs = pairs,
+                         .shared = shared,
+                         .start = &start };
+        pthread_create(&tids[t], NULL, run_thread, &runs[t]);
     }
-    return best;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(tids[t], NULL);
+        t0 = runs[t].t0 < t0 ? runs[t].t0 : t0;
+        t1 = runs[t].t1 > t1 ? runs[t].t1 : t1;
+        cpu += runs[t].cpu;
+        failed |= runs[t].failed;
+    }
+    pthread_barrier_destroy(&start);
+    if (shared)
+        smp_pool_destroy(shared);
+    return failed ? (timing){ -1, -1 } : (timing){ t1 - t0, cpu };
 }
 
-static double ns_per_pair(double wall, long pairs)
+/* Keeps the lowest wall and cpu figures seen; a failure sticks. */
+static void keep_best(timing *best, timing t, int first)
 {
-    return wall < 0 ? -1 : wall * 1e9 / (double)pairs;
+    if (first || t.wall < 0) {
+        *best = t;
+        return;
+    }
+    if (best->wall < 0)
+        return;
+    best->wall = t.wall < best->wall ? t.wall : best->wall;
+    best->cpu = t.cpu < best->cpu ? t.cpu : best->cpu;
+}
+
+static double ns_per_pair(double seconds, double pairs)
+{
+    return seconds < 0 ? -1 : seconds * 1e9 / pairs;
 }
 
 static void print_ns(double ns)
@@ -241,12 +260,33 @@ static void print_ratio(double a, double b)
         printf(" %6.2f", a / b);
 }
 
-/* wall[kind][size][live][threads - 1], kept for the later tables. */
-static double wall[NKINDS][NSIZES][2][MAX_THREADS];
+/* best[kind][size][live][threads - 1] for glibc and the smp kinds. */
+static timing best[SMP_SHARED + 1][NSIZES][2][MAX_THREADS];
+
+/*
+ * The repeats go round the kinds, so that a busy spell on a shared machine
+ * hits every kind alike instead of one kind's whole series.
+ */
+static void measure_pairs(void)
+{
+    for (int th = 1; th <= MAX_THREADS; th++)
+        for (size_t s = 0; s < NSIZES; s++)
+            for (int l = 0; l < 2; l++)
+                for (int rep = 0; rep < repeats; rep++)
+                    for (int k = GLIBC; k <= SMP_SHARED; k++)
+                        keep_best(&best[k][s][l][th - 1],
+                                  run_once(k, sizes[s], l, th, pairs_fast),
+                                  rep == 0);
+}
+
+static double cpu_ns(int k, size_t s, int l, int th)
+{
+    return ns_per_pair(best[k][s][l][th - 1].cpu, (double)pairs_fast * th);
+}
 
 static void pairs_table(void)
 {
-    printf("alloc+free pairs, ns per pair (per thread; best of %d, %ld "
+    printf("alloc+free pairs: CPU ns per pair (best of %d runs of %ld "
            "pairs per thread)\n",
            repeats, pairs_fast);
     printf("%6s %6s %3s %12s %12s %6s %12s %6s\n", "size", "live", "thr",
@@ -255,40 +295,39 @@ static void pairs_table(void)
     for (int th = 1; th <= MAX_THREADS; th++)
         for (size_t s = 0; s < NSIZES; s++)
             for (int l = 0; l < 2; l++) {
-                double ns[NKINDS];
+                double glibc = cpu_ns(GLIBC, s, l, th);
+                double current = cpu_ns(SMP_CURRENT, s, l, th);
+                double created = cpu_ns(SMP_CREATED, s, l, th);
 
-                for (int k = GLIBC; k <= SMP_SHARED; k++) {
-                    wall[k][s][l][th - 1] =
-                        measure(k, sizes[s], l, th, pairs_fast);
-                    ns[k] = ns_per_pair(wall[k][s][l][th - 1], pairs_fast);
-                }
                 printf("%6zu %6d %3d", sizes[s], l ? LIVE_BLOCKS : 0, th);
-                print_ns(ns[GLIBC]);
-                print_ns(ns[SMP_CURRENT]);
-                print_ratio(ns[SMP_CURRENT], ns[GLIBC]);
-                print_ns(ns[SMP_CREATED]);
-                print_ratio(ns[SMP_CREATED], ns[GLIBC]);
+                print_ns(glibc);
+                print_ns(current);
+                print_ratio(current, glibc);
+                print_ns(created);
+                print_ratio(created, glibc);
                 printf("\n");
             }
-    printf("(ratio: smp time over glibc+explicit_bzero time; lower is "
+    printf("(CPU time of the timing threads, so other load on the machine "
+           "counts little;\n ratio: smp over glibc+explicit_bzero, lower is "
            "better)\n\n");
 }
 
-static double mpairs(double w, int threads)
+static double mpairs(timing t, int threads)
 {
-    return w <= 0 ? -1 : (double)pairs_fast * threads / w / 1e6;
+    return t.wall <= 0 ? -1 : (double)pairs_fast * threads / t.wall / 1e6;
 }
 
 static void scaling_table(void)
 {
-    printf("two threads against one: throughput in million pairs/s\n");
+    printf("two threads against one: wall-clock throughput, million "
+           "pairs/s\n");
     printf("%6s %6s %-12s %10s %10s %7s\n", "size", "live", "kind", "1 thread",
            "2 threads", "2T/1T");
     for (size_t s = 0; s < NSIZES; s++)
         for (int l = 0; l < 2; l++)
             for (int k = GLIBC; k <= SMP_SHARED; k++) {
-                double one = mpairs(wall[k][s][l][0], 1);
-                double two = mpairs(wall[k][s][l][1], 2);
+                double one = mpairs(best[k][s][l][0], 1);
+                double two = mpairs(best[k][s][l][1], 2);
 
                 printf("%6zu %6d %-12s %10.2f %10.2f", sizes[s],
                        l ? LIVE_BLOCKS : 0, kind_names[k], one, two);
@@ -296,32 +335,36 @@ static void scaling_table(void)
                 printf("\n");
             }
     printf("(smp shared: one pool from smp_pool_create used by both "
-           "threads; the others use a pool per thread)\n\n");
+           "threads; the others\n use a pool per thread. Two threads can "
+           "only scale when two cores are idle.)\n\n");
 }
 
 static void print_other(int have, enum kind kind, size_t size, int live,
                         long pairs)
 {
-    double ns =
-        have ? ns_per_pair(measure(kind, size, live, 1, pairs), pairs) : -1;
+    timing t = { -1, -1 };
 
-    if (ns < 0)
-        printf(" %14s", have ? "failed" : "not built");
+    for (int rep = 0; have && rep < repeats; rep++)
+        keep_best(&t, run_once(kind, size, live, 1, pairs), rep == 0);
+    if (!have)
+        printf(" %14s", "not built");
+    else if (t.wall < 0)
+        printf(" %14s", "failed");
     else
-        printf(" %14.1f", ns);
+        printf(" %14.1f", ns_per_pair(t.cpu, (double)pairs));
 }
 
 static void scale_table(void)
 {
-    printf("for scale, one thread, ns per pair (openssl %ld pairs, sodium "
-           "%ld):\n",
+    printf("for scale, one thread, CPU ns per pair (openssl %ld pairs, "
+           "sodium %ld):\n",
            pairs_openssl, pairs_sodium);
     printf("%6s %6s %12s %14s %14s\n", "size", "live", "smp current",
            "openssl secure", "sodium_malloc");
     for (size_t s = 0; s < NSIZES; s++)
         for (int l = 0; l < 2; l++) {
             printf("%6zu %6d", sizes[s], l ? LIVE_BLOCKS : 0);
-            print_ns(ns_per_pair(wall[SMP_CURRENT][s][l][0], pairs_fast));
+            print_ns(cpu_ns(SMP_CURRENT, s, l, 1));
             print_other(have_openssl, OPENSSL, sizes[s], l, pairs_openssl);
             print_other(have_sodium, SODIUM, sizes[s], l, pairs_sodium);
             printf("\n");
@@ -394,6 +437,23 @@ static void locked_table(int quick)
            "and max over samples)\n");
 }
 
+/* What the figures were measured on, so that a reader can weigh them. */
+static void print_header(int quick)
+{
+    char load[64] = "unknown";
+    FILE *f = fopen("/proc/loadavg", "r");
+
+    if (f) {
+        if (fgets(load, sizeof load, f))
+            load[strcspn(load, "\n")] = '\0';
+        fclose(f);
+    }
+    printf("smp pool benchmark%s\n",
+           quick ? " (quick: figures are rough)" : "");
+    printf("%ld CPUs online, load average %s\n\n",
+           sysconf(_SC_NPROCESSORS_ONLN), load);
+}
+
 static void setup_others(void)
 {
 #ifdef SMP_BENCH_OPENSSL
@@ -413,15 +473,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [--quick]\n", argv[0]);
         return 2;
     }
-    pairs_fast = quick ? 20000 : 2000000;
+    pairs_fast = quick ? 20000 : 1000000;
     pairs_openssl = quick ? 2000 : 200000;
     pairs_sodium = quick ? 200 : 5000;
-    repeats = quick ? 1 : 3;
+    repeats = quick ? 1 : 5;
     setup_others();
 
-    printf("smp pool benchmark%s\n\n", quick ? " (quick: figures are "
-                                               "rough)"
-                                             : "");
+    print_header(quick);
+    measure_pairs();
     pairs_table();
     scaling_table();
     scale_table();
