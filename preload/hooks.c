@@ -169,6 +169,26 @@ boot_move(void *p, size_t size, uintptr_t caller)
     return q;
 }
 
+/*
+ * After the exit report the pools are wiped but stay mapped: a block a
+ * late destructor resizes moves out to the next allocator, with what is
+ * left of its contents (zeroes).
+ */
+static __attribute__((noinline, cold)) void *late_realloc(void *p,
+                                                          size_t size)
+{
+    size_t old;
+    void *q;
+
+    smpi_guard = 1;
+    old = smpi_usable_size(p, "realloc");
+    smpi_guard = 0;
+    q = smpi_next.malloc(size);
+    if (q)
+        memcpy(q, p, old < size ? old : size);
+    return q;
+}
+
 static __attribute__((noinline)) void *pool_realloc(void *p, size_t size)
 {
     void *q;
@@ -178,6 +198,8 @@ static __attribute__((noinline)) void *pool_realloc(void *p, size_t size)
         pool_free(p, "realloc");
         return NULL;
     }
+    if (unlikely(smpi_preload_done))
+        return late_realloc(p, size);
 
     smpi_guard = 1;
     q = smpi_realloc(p, size, capture());

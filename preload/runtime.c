@@ -15,6 +15,7 @@
 #include "options.h"
 #include "pool.h"
 #include "preload.h"
+#include "report.h"
 #include "rules.h"
 #include "thread.h"
 
@@ -208,14 +209,6 @@ smpi_next_fns smpi_next = {
 int smpi_preload_done;
 static int exited;
 
-/*
- * The exit report, when the report code is linked in: it prints what is
- * still live and returns the exit status the process must end with
- * (SMP_OPTIONS exitcode, when leaks were found), or -1 to keep the
- * program's own.
- */
-int smpi_report_exit(void) __attribute__((weak));
-
 /* Ends the process, after the program's own buffered output went out. */
 static __attribute__((noreturn)) void end_process(int status)
 {
@@ -303,8 +296,13 @@ void smpi_runtime_exit(void)
 
     /* the rest of this thread's life runs with the runtime out of the way */
     smpi_guard = 1;
-    if (smpi_report_exit)
-        status = smpi_report_exit();
+
+    /*
+     * stdio buffers and FILE objects may be pool blocks, about to be
+     * wiped: what the program wrote goes out first, before the report.
+     */
+    fflush(NULL);
+    status = smpi_report_exit();
 
     __atomic_store_n(&smpi_preload_done, 1, __ATOMIC_RELEASE);
     smpi_teardown();

@@ -1,0 +1,42 @@
+#!/bin/sh
+# A malformed SMP_POOL_SCOPE or SMP_OPTIONS: one line on stderr naming the
+# variable, and the program does not start (exit status 1) unless
+# SMP_OPTIONS says config_errors=warn.
+# usage: bad_config.sh LIBSMP_PRELOAD PROGRAM [ARG...]
+preload=$1
+shift
+command="$*"
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+
+# expect VARIABLE VALUE STATUS [OTHER-ENV]
+expect() {
+    env "$1=$2" $4 LD_PRELOAD="$preload" $command >"$tmp/out" 2>"$tmp/err"
+    status=$?
+    lines=$(wc -l <"$tmp/err")
+    if [ "$status" -ne "$3" ]; then
+        echo "$1='$2': exit status $status, expected $3"
+        failed=1
+    fi
+    if [ "$lines" -ne 1 ] || ! grep -q "^smp: $1" "$tmp/err"; then
+        echo "$1='$2': expected one line naming $1 on stderr, got:"
+        cat "$tmp/err"
+        failed=1
+    fi
+    if [ "$3" -ne 0 ] && [ -s "$tmp/out" ]; then
+        echo "$1='$2': the program ran"
+        failed=1
+    fi
+}
+
+expect SMP_POOL_SCOPE 'all' 1
+expect SMP_POOL_SCOPE '=*' 1
+expect SMP_POOL_SCOPE 'all=' 1
+expect SMP_POOL_SCOPE 'all=*;keys=size:9-x' 1
+expect SMP_OPTIONS 'no_such_option=1' 1
+expect SMP_OPTIONS 'mlock=maybe' 1
+expect SMP_OPTIONS 'malloc_context_size=many' 1
+expect SMP_POOL_SCOPE 'all' 0 SMP_OPTIONS=config_errors=warn
+
+exit $failed
