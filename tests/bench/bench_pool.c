@@ -122,16 +122,16 @@ static void put(enum kind kind, void *p, size_t size)
  * The timed loop, one per kind so the switch stays out of it. Each block
  * gets one byte written so that no allocation can be elided.
  */
-#define PAIR_LOOP(GET, PUT)                         \
-    for (long i = 0; i < r->pairs; i++) {           \
-        unsigned char *p = GET;                     \
-        if (!p) {                                   \
-            r->failed = 1;                          \
-            break;                                  \
-        }                                           \
-        p[0] = (unsigned char)i;                    \
-        __asm__ volatile("" : : "r"(p) : "memory"); \
-        PUT;                                        \
+#define PAIR_LOOP(GET, PUT)                                                    \
+    for (long i = 0; i < r->pairs; i++) {                                      \
+        unsigned char *p = GET;                                                \
+        if (!p) {                                                              \
+            r->failed = 1;                                                     \
+            break;                                                             \
+        }                                                                      \
+        p[0] = (unsigned char)i;                                               \
+        __asm__ volatile("" : : "r"(p) : "memory");                            \
+        PUT;                                                                   \
     }
 
 static void timed_pairs(run *r, smp_pool *pool)
