@@ -180,10 +180,10 @@ static int fail(char *why, size_t room, const char *fmt, ...)
     return -1;
 }
 
-#define CHECK(cond, ...)                         \
-    do {                                         \
-        if (!(cond))                             \
-            return fail(why, room, __VA_ARGS__); \
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            return fail(why, room, __VA_ARGS__);                               \
     } while (0)
 
 static int check_worker(const worker *w, char *why, size_t room)
