@@ -56,22 +56,34 @@ rule_pool(size_t size, uintptr_t caller)
     return pool;
 }
 
-/* The pool an allocation goes to, or NULL to pass it through. */
-static inline smp_pool *route(size_t size, uintptr_t caller)
+/* The routing decision past the common case: guard, scope, rules. */
+static __attribute__((noinline)) smp_pool *route_slow(size_t size,
+                                                      uintptr_t caller)
 {
     smp_pool *pool;
 
     if (smpi_guard)
         return NULL;
     pool = smpi_scope_pool();
-    if (!pool) {
-        if (likely(!smpi_rules_active))
-            return NULL;
+    if (!pool && smpi_rules_active)
         pool = rule_pool(size, caller);
-    }
 
     /* after the exit report, pools take nothing new */
     return unlikely(smpi_preload_done) ? NULL : pool;
+}
+
+/*
+ * The pool an allocation goes to, or NULL to pass it through. The common
+ * case, no scope open on this thread and no rules, costs one thread-local
+ * load and one global load; the guard matters only past it.
+ */
+static inline smp_pool *route(size_t size, uintptr_t caller)
+{
+    smpi_thread *t = smpi_self;
+
+    if (likely((!t || !t->depth) && !smpi_rules_active))
+        return NULL;
+    return route_slow(size, caller);
 }
 
 /*
