@@ -478,12 +478,12 @@ static SMPI_HOT smp_pool *span_pool(const smpi_span_head *h)
 
 static void lock_pool(smp_pool *pool)
 {
-    pthread_mutex_lock(&pool->mutex);
+    smpi_lock_take(&pool->lock);
 }
 
 static void unlock_pool(smp_pool *pool)
 {
-    pthread_mutex_unlock(&pool->mutex);
+    smpi_lock_give(&pool->lock);
 }
 
 /* ------------------------------------------------------------------ */

@@ -190,7 +190,6 @@ void smpi_pool_free_object(smp_pool *pool)
     if (pool->reg_next)
         pool->reg_next->reg_prev = pool->reg_prev;
     pthread_mutex_unlock(&registry_mutex);
-    pthread_mutex_destroy(&pool->mutex);
     smpi_meta_free(pool, sizeof *pool);
 }
 
@@ -210,7 +209,6 @@ static smp_pool *pool_new(const char *name, int shared)
         return NULL;
     memcpy(pool->name, name, strlen(name) + 1);
     pool->shared = shared;
-    pthread_mutex_init(&pool->mutex, NULL);
     registry_add(pool);
     return pool;
 }
@@ -376,9 +374,9 @@ void smp_pool_cleanup_all(smp_pool *pool)
 {
     if (!pool || !may_change(pool))
         return;
-    pthread_mutex_lock(&pool->mutex);
+    smpi_lock_take(&pool->lock);
     smpi_pool_release_all(pool, 0);
-    pthread_mutex_unlock(&pool->mutex);
+    smpi_lock_give(&pool->lock);
 }
 
 /* An orphan (its thread exited) gives its memory back once empty. */
@@ -460,7 +458,7 @@ void smpi_fork_prepare(void)
 {
     pthread_mutex_lock(&registry_mutex);
     for (smp_pool *pool = registry; pool; pool = pool->reg_next)
-        pthread_mutex_lock(&pool->mutex);
+        smpi_lock_take(&pool->lock);
     pthread_mutex_lock(&escape_mutex);
     smpi_region_lock();
     smpi_meta_lock();
@@ -472,7 +470,7 @@ void smpi_fork_parent(void)
     smpi_region_unlock();
     pthread_mutex_unlock(&escape_mutex);
     for (smp_pool *pool = registry; pool; pool = pool->reg_next)
-        pthread_mutex_unlock(&pool->mutex);
+        smpi_lock_give(&pool->lock);
     pthread_mutex_unlock(&registry_mutex);
 }
 

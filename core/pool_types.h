@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "lock.h"
 #include "pool.h"
 #include "region.h"
 #include "thread.h"
@@ -68,11 +69,11 @@ typedef struct smpi_counters {
 
 struct smp_pool {
     char name[SMP_NAME_MAX];
-    int shared;              /* every operation takes the mutex */
+    int shared;              /* every operation takes the lock */
     smpi_thread *owner;      /* a thread's own pool; NULL once orphaned */
     int is_default;
     int scope_refs;          /* open scopes using the pool (atomic) */
-    pthread_mutex_t mutex;
+    smpi_lock lock;
     smpi_chunk *chunks;      /* every chunk, full ones included */
     smpi_chunk *avail[SMPI_NCLASSES];
     smpi_large *large_live;

@@ -189,10 +189,10 @@ static void end_owned(smpi_thread *t, smp_pool *pool)
                                     : default_pool(t);
         if (parent) {
             if (parent->shared)
-                pthread_mutex_lock(&parent->mutex);
+                smpi_lock_take(&parent->lock);
             smpi_pool_adopt(parent, pool);
             if (parent->shared)
-                pthread_mutex_unlock(&parent->mutex);
+                smpi_lock_give(&parent->lock);
         }
     }
     /* wait for frees other threads are making right now */
@@ -237,12 +237,12 @@ static void end_own_pool(smp_pool *pool)
     __atomic_store_n(&pool->owner, NULL, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&pool->inflight, __ATOMIC_SEQ_CST))
         ;
-    pthread_mutex_lock(&pool->mutex);
+    smpi_lock_take(&pool->lock);
     smpi_collect_remote(pool);
     int empty = pool->c.live_blocks == 0;
     if (empty)
         smpi_pool_release_all(pool, 0);
-    pthread_mutex_unlock(&pool->mutex);
+    smpi_lock_give(&pool->lock);
     if (empty)
         smpi_pool_free_object(pool);
 }
