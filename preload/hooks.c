@@ -394,7 +394,7 @@ HOOK size_t malloc_usable_size(void *p)
  * tail call: glibc then sees the program's own return address and searches
  * the caller's RUNPATH, as it would without the preload.
  */
-static __attribute__((noinline)) void refresh_rules(void)
+static void refresh_rules(void)
 {
     int saved = errno;
 
@@ -407,16 +407,34 @@ static __attribute__((noinline)) void refresh_rules(void)
     errno = saved;
 }
 
-HOOK void *dlopen(const char *file, int mode)
+/*
+ * With rules, glibc takes the preload for the caller of dlopen: a bare
+ * name is looked for among loaded objects, then along the real caller's
+ * search path, before glibc's own search.
+ */
+static __attribute__((noinline)) void *
+dlopen_refresh(const char *file, int mode, const void *caller)
 {
-    void *handle;
+    char path[4096];
+    void *handle = NULL;
 
-    if (likely(!smpi_rules_active))
-        return smpi_next.dlopen(file, mode);
-    handle = smpi_next.dlopen(file, mode);
+    if (file && !strchr(file, '/')) {
+        handle = smpi_next.dlopen(file, mode | RTLD_NOLOAD);
+        if (!handle && smpi_caller_search(file, caller, path, sizeof path))
+            handle = smpi_next.dlopen(path, mode);
+    }
+    if (!handle)
+        handle = smpi_next.dlopen(file, mode);
     if (handle)
         refresh_rules();
     return handle;
+}
+
+HOOK void *dlopen(const char *file, int mode)
+{
+    if (likely(!smpi_rules_active))
+        return smpi_next.dlopen(file, mode);
+    return dlopen_refresh(file, mode, __builtin_return_address(0));
 }
 
 HOOK int dlclose(void *handle)

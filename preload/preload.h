@@ -52,4 +52,12 @@ static inline int smpi_boot_owns(const void *p)
 /* Bytes asked for by a bootstrap block. */
 size_t smpi_boot_size(const void *p);
 
+/*
+ * Where dlopen, called from caller, would find file along the caller's
+ * DT_RPATH or DT_RUNPATH: 1 with the path in out, else 0 (the name has a
+ * slash, the caller has no such path, or the file is not on it).
+ */
+int smpi_caller_search(const char *file, const void *caller, char *out,
+                       size_t size);
+
 #endif
