@@ -123,7 +123,6 @@ static __attribute__((noinline)) void pool_free(void *p, const char *who)
 HOOK void *malloc(size_t size)
 {
     smp_pool *pool = route(size, CALLER());
-
     void *p;
 
     if (likely(!pool))
@@ -189,12 +188,13 @@ boot_move(void *p, size_t size, uintptr_t caller)
 static __attribute__((noinline, cold)) void *late_realloc(void *p,
                                                           size_t size)
 {
+    int guard = smpi_guard;
     size_t old;
     void *q;
 
     smpi_guard = 1;
     old = smpi_usable_size(p, "realloc");
-    smpi_guard = 0;
+    smpi_guard = guard;
     q = smpi_next.malloc(size);
     if (q)
         memcpy(q, p, old < size ? old : size);
@@ -203,6 +203,7 @@ static __attribute__((noinline, cold)) void *late_realloc(void *p,
 
 static __attribute__((noinline)) void *pool_realloc(void *p, size_t size)
 {
+    int guard = smpi_guard;
     void *q;
 
     /* as glibc: realloc(p, 0) frees p and returns NULL */
@@ -214,8 +215,8 @@ static __attribute__((noinline)) void *pool_realloc(void *p, size_t size)
         return late_realloc(p, size);
 
     smpi_guard = 1;
-    q = smpi_realloc(p, size, capture());
-    smpi_guard = 0;
+    q = smpi_realloc(p, size, guard ? 0 : capture());
+    smpi_guard = guard;
     return q;
 }
 
