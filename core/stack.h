@@ -21,6 +21,9 @@ uint32_t smpi_stack_capture(unsigned skip);
 /* Fills pcs with up to max return addresses; returns how many. */
 int smpi_stack_walk(uintptr_t *pcs, int max, unsigned skip);
 
+/* The same walk done by libunwind alone (benchmarks and tests). */
+int smpi_stack_walk_libunwind(uintptr_t *pcs, int max, unsigned skip);
+
 /* The frames of a depot id; returns their count (0 for an unknown id). */
 int smpi_stack_frames(uint32_t id, const uintptr_t **pcs);
 

@@ -113,3 +113,134 @@ Test(stack, concurrent_inserts_agree)
             cr_assert_eq(ids[i][d], ids[0][d], "depth %d thread %d", d, i);
     }
 }
+
+/* The rule-based walk must give exactly libunwind's frames. */
+__attribute__((noinline)) static void compare_here(void)
+{
+    uintptr_t fast[64], slow[64];
+    int n = smpi_stack_walk(fast, 64, 1);
+    int m = smpi_stack_walk_libunwind(slow, 64, 1);
+
+    cr_assert_gt(n, 2);
+    cr_assert_eq(n, m, "fast %d frames, libunwind %d", n, m);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(fast[i], slow[i], "frame %d", i);
+}
+
+__attribute__((noinline)) static int nested(int depth)
+{
+    volatile int keep = depth;
+
+    if (depth == 0)
+        compare_here();
+    else
+        keep += nested(depth - 1);
+    return keep;
+}
+
+/* alloca makes the frame's size vary: its CFA comes from rbp */
+__attribute__((noinline)) static int with_alloca(int size)
+{
+    volatile char *buf = __builtin_alloca((size_t)size);
+
+    buf[0] = 1;
+    compare_here();
+    return buf[0] + nested(3);
+}
+
+Test(stack, same_frames_as_libunwind)
+{
+    for (int d = 0; d < 70; d += 7)
+        nested(d);
+    with_alloca(16);
+    with_alloca(5000);
+}
+
+static void *compare_in_thread(void *arg)
+{
+    (void)arg;
+    nested(5);
+    with_alloca(100);
+    return NULL;
+}
+
+Test(stack, same_frames_in_a_thread)
+{
+    pthread_t t;
+
+    pthread_create(&t, NULL, compare_in_thread, NULL);
+    pthread_join(t, NULL);
+}
+
+#include <signal.h>
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    /* through the signal frame: the walk must hand over to libunwind */
+    nested(2);
+}
+
+Test(stack, same_frames_through_a_signal_frame)
+{
+    signal(SIGUSR1, on_signal);
+    raise(SIGUSR1);
+    signal(SIGUSR1, SIG_DFL);
+}
+
+/*
+ * Random call trees: at every level one of three call sites, some with a
+ * variable frame (alloca), so consecutive captures share more or less of
+ * their stacks. Every capture must equal libunwind's walk.
+ */
+static unsigned seed = 12345;
+
+static unsigned next_random(void)
+{
+    seed = seed * 1103515245u + 12345u;
+    return seed >> 16;
+}
+
+__attribute__((noinline)) static void tree(int depth);
+
+__attribute__((noinline)) static void site_a(int depth)
+{
+    tree(depth - 1);
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void site_b(int depth)
+{
+    volatile long pad[7] = { depth };
+    tree(depth - 1);
+    __asm__ volatile("" ::: "memory");
+    (void)pad;
+}
+
+__attribute__((noinline)) static void site_c(int depth)
+{
+    volatile char *p = __builtin_alloca(16 + next_random() % 512);
+    p[0] = 1;
+    tree(depth - 1);
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void tree(int depth)
+{
+    if (depth <= 0) {
+        compare_here();
+        return;
+    }
+    switch (next_random() % 3) {
+    case 0: site_a(depth); break;
+    case 1: site_b(depth); break;
+    default: site_c(depth); break;
+    }
+    __asm__ volatile("" ::: "memory");
+}
+
+Test(stack, same_frames_over_random_call_trees)
+{
+    for (int i = 0; i < 3000; i++)
+        tree(1 + (int)(next_random() % 40));
+}
