@@ -467,6 +467,7 @@ static void print_report(out *o, const groups *gs, const suppressions *sp,
                          const totals *t)
 {
     size_t shown = 0, limit = (size_t)smpi_opt.max_leaks;
+    int escapes = 0;
 
     if (t->leak_groups) {
         say(o, "\n================================================="
@@ -484,6 +485,11 @@ static void print_report(out *o, const groups *gs, const suppressions *sp,
             continue;
         if (leak && limit && shown++ >= limit)
             continue;
+        /* escapes sort last: one header before the first */
+        if (g->kind == KIND_ESCAPED && !escapes++)
+            say(o, "==%d==WARNING: smp: %zu block(s) outlived the scope "
+                "that owned their pool (wiped at scope exit):\n\n",
+                getpid(), t->escaped_objects);
         print_group(o, g);
     }
     if (limit && t->leak_groups > limit)

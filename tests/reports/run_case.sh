@@ -262,6 +262,16 @@ assert pools["all"]["reachable_blocks"] >= 100000, pools["all"]
 PY
     [ $(($(date +%s) - start)) -lt 30 ] || fail "took too long"
     ;;
+escape)
+    opts=""
+    run "$bin/escape"
+    status 0
+    [ "$out" = "escape done" ] || fail "output '$out'"
+    has_re "^==[0-9]+==WARNING: smp: 1 block\(s\) outlived the scope that owned their pool"
+    has "Escaped scope 'session': 72 byte(s) in 1 object(s) allocated from:"
+    has_re "^    #1 0x[0-9a-f]+ in open_session .*/escape\.c:[0-9]+$"
+    hasnt "ERROR: smp"
+    ;;
 *)
     fail "unknown case"
     ;;
