@@ -109,6 +109,9 @@ typedef struct table {
     uint64_t has_fn;
     interval *iv;
     size_t niv;
+    /* every fn: range lies in [fn_lo, fn_lo + fn_span) */
+    uintptr_t fn_lo;
+    uintptr_t fn_span;
     struct table *retired;
 } table;
 
@@ -697,6 +700,22 @@ static uint64_t live_rules(const ruleset *rs, const spans *s)
     return live;
 }
 
+static void fn_bounds(const spans *s, table *t)
+{
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->v[i].kind != KIND_FN)
+            continue;
+        if (s->v[i].start < lo)
+            lo = s->v[i].start;
+        if (s->v[i].end > hi)
+            hi = s->v[i].end;
+    }
+    t->fn_lo = lo;
+    t->fn_span = hi > lo ? hi - lo : 0;
+}
+
 static table *build_table(const ruleset *rs)
 {
     spans s = { 0 };
@@ -710,6 +729,7 @@ static table *build_table(const ruleset *rs)
         return NULL;
     }
     merge(&s);
+    fn_bounds(&s, t);
     int failed = sweep(&s, t);
     t->live = live_rules(rs, &s);
     smpi_meta_free(s.v, s.cap * sizeof *s.v);
@@ -815,6 +835,39 @@ static int size_fits(const table *t, unsigned r, size_t size)
     return t->nsizes[r] == 0;
 }
 
+/*
+ * How many frames of the preload and of this file lie below the caller's:
+ * the same for every allocation that reaches a walk, so it is learnt once
+ * and then left out of the walk, which costs by the frame.
+ */
+static _Atomic int frames_below = -1;
+
+/* Fills pcs with the caller's frame and up to depth - 1 above it. */
+static int walk_from_caller(uintptr_t *pcs, int depth, uintptr_t caller)
+{
+    int below = atomic_load_explicit(&frames_below, memory_order_relaxed);
+    int n;
+
+    if (below >= 0) {
+        n = smpi_stack_walk(pcs, depth, (unsigned)below);
+        if (n > 0 && pcs[0] == caller)
+            return n;
+    }
+
+    /* first walk, or another way in: find the caller's frame */
+    n = smpi_stack_walk(pcs, depth + WALK_SLACK, 0);
+    for (int i = 0; i < n && i < WALK_SLACK; i++) {
+        if (pcs[i] != caller)
+            continue;
+        atomic_store_explicit(&frames_below, i, memory_order_relaxed);
+        memmove(pcs, pcs + i, (size_t)(n - i) * sizeof *pcs);
+        n -= i;
+        return n < depth ? n : depth;
+    }
+    /* no frame is the caller's (a tail call): look at them all */
+    return n;
+}
+
 /* The rules with an fn: function among the caller's depth frames. */
 static uint64_t walk_fn(const table *t, uintptr_t caller)
 {
@@ -828,17 +881,11 @@ static uint64_t walk_fn(const table *t, uintptr_t caller)
     if (depth > SMPI_RULES_DEPTH_MAX)
         depth = SMPI_RULES_DEPTH_MAX;
 
-    int n = smpi_stack_walk(pcs, depth + WALK_SLACK, 0);
-    /* count frames from the caller's; the ones below it are ours */
-    int first = 0;
-    while (first < n && first < WALK_SLACK && pcs[first] != caller)
-        first++;
-    if (first == n || first == WALK_SLACK)
-        first = 0;
-    if (n > first + depth)
-        n = first + depth;
-
-    for (int i = first; i < n; i++) {
+    int n = walk_from_caller(pcs, depth, caller);
+    for (int i = 0; i < n; i++) {
+        /* most frames lie outside every fn: function: skip the look-up */
+        if (pcs[i] - 1 - t->fn_lo >= t->fn_span)
+            continue;
         lookup(t, pcs[i], &lk);
         fn |= lk.fn;
     }
