@@ -78,3 +78,15 @@ if(SMP_OPENSSL_COMMAND)
     set_tests_properties(rules_preload_openssl PROPERTIES LABELS rules
         TIMEOUT 120)
 endif()
+
+# The numbers of an RSA key, generated and read back, lie in the pool.
+find_package(OpenSSL COMPONENTS Crypto)
+if(OPENSSL_FOUND)
+    add_executable(rules_rsa_key rsa_key.c)
+    target_link_libraries(rules_rsa_key PRIVATE OpenSSL::Crypto smp_warnings)
+    add_test(NAME rules_preload_rsa_key COMMAND rules_rsa_key)
+    set_tests_properties(rules_preload_rsa_key PROPERTIES LABELS rules
+        TIMEOUT 60
+        ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:smp_preload>;SMP_POOL_SCOPE=keys=fn:RSA_*,fn:BN_*"
+        FAIL_REGULAR_EXPRESSION "FAILED|not running under")
+endif()
