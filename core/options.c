@@ -237,17 +237,24 @@ static int split(const char *item, size_t len, size_t pos)
 }
 
 /* log_path: reports go to PATH.PID, so that every process keeps its own. */
+static void use_fd(int fd)
+{
+    if (smpi_log_fd > 2 && smpi_log_fd != fd)
+        close(smpi_log_fd);
+    smpi_log_fd = fd;
+}
+
 static int open_log(void)
 {
     char path[PATH_MAX + 16];
     int fd;
 
     if (!smpi_opt.log_path[0] || !strcmp(smpi_opt.log_path, "stderr")) {
-        smpi_log_fd = 2;
+        use_fd(2);
         return 0;
     }
     if (!strcmp(smpi_opt.log_path, "stdout")) {
-        smpi_log_fd = 1;
+        use_fd(1);
         return 0;
     }
     snprintf(path, sizeof path, "%s.%d", smpi_opt.log_path, (int)getpid());
@@ -257,12 +264,17 @@ static int open_log(void)
                  "SMP_OPTIONS: log_path: cannot open '%s' (%m); "
                  "writing to stderr instead", path);
         smpi_opt.log_path[0] = 0;
+        use_fd(2);
         return -1;
     }
-    if (smpi_log_fd > 2)
-        close(smpi_log_fd);
-    smpi_log_fd = fd;
+    use_fd(fd);
     return 0;
+}
+
+void smpi_options_reopen_log(void)
+{
+    if (smpi_opt.log_path[0])
+        open_log();
 }
 
 static void apply(void)

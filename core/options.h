@@ -39,6 +39,12 @@ extern smpi_options smpi_opt;
  */
 int smpi_options_parse(const char *text);
 
+/*
+ * In a child made by fork: log_path output goes to PATH.<child pid> from
+ * now on, so that parent and child keep separate reports.
+ */
+void smpi_options_reopen_log(void);
+
 /* Prints every option with its default and meaning (help=1). */
 void smpi_options_print_help(void);
 

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -116,4 +117,34 @@ Test(options, help_lists_every_option)
     cr_assert(strstr(buf, "  mlock=try "));
     cr_assert(strstr(buf, "  config_errors=exit "));
     cr_assert(strstr(buf, "  help=0 "));
+}
+
+Test(options, a_forked_child_logs_to_its_own_file)
+{
+    char dir[] = "/tmp/smp-options-XXXXXX", opt[128], want[128];
+    int status;
+    pid_t child;
+
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(opt, sizeof opt, "log_path=%s/log", dir);
+    cr_assert_eq(smpi_options_parse(opt), 0);
+    child = fork();
+    if (child == 0) {
+        smpi_options_reopen_log();
+        smpi_log(SMPI_LOG_ERROR, "from the child");
+        _exit(0);
+    }
+    waitpid(child, &status, 0);
+    snprintf(want, sizeof want, "%s/log.%d", dir, (int)child);
+    FILE *f = fopen(want, "r");
+    cr_assert_not_null(f, "%s", want);
+    char line[128] = { 0 };
+    fgets(line, sizeof line, f);
+    fclose(f);
+    cr_assert_str_eq(line, "smp: from the child\n");
+    unlink(want);
+    snprintf(want, sizeof want, "%s/log.%d", dir, getpid());
+    unlink(want);
+    smpi_options_parse(NULL);
+    rmdir(dir);
 }
