@@ -594,6 +594,8 @@ static void merge(spans *s)
 {
     size_t kept = 0;
 
+    if (s->n < 2)
+        return;
     qsort(s->v, s->n, sizeof *s->v, span_order);
     for (size_t i = 0; i < s->n; i++) {
         span *last = kept ? &s->v[kept - 1] : NULL;

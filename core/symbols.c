@@ -253,6 +253,8 @@ static void sort_hits(smpi_object *o)
 {
     size_t kept = 0;
 
+    if (o->nhits < 2)
+        return;
     qsort(o->hits, o->nhits, sizeof *o->hits, hit_order);
     for (size_t i = 0; i < o->nhits; i++) {
         if (kept && !hit_order(&o->hits[kept - 1], &o->hits[i]))
