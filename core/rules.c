@@ -10,8 +10,9 @@
  * look-up per frame.
  *
  * Tables are immutable once published. A refresh after dlopen or dlclose
- * builds a new one and swaps the pointer; the old one is retired, never
- * freed, since another thread may still be reading it.
+ * builds a new one and swaps the pointer; the old one is retired, not
+ * freed, since another thread may still be reading it. Only a new load,
+ * which runs before other threads match, frees what earlier ones left.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -60,7 +61,10 @@ typedef struct rule {
     int text_len;
 } rule;
 
-/* What the text says; immutable once loaded. */
+/*
+ * What the text says. Once loaded only the counts of what each pattern
+ * resolved to change, under the lock, for the messages.
+ */
 typedef struct ruleset {
     unsigned nrules;
     rule rules[RULES_MAX];
