@@ -319,12 +319,10 @@ rule_of(history *h, uintptr_t ip, smpi_frame_rule *r)
  * -1 when the rule is unsupported.
  */
 static inline __attribute__((always_inline)) int
-step(history *h, frame_state *f, smpi_frame_rule *r)
+apply(frame_state *f, const smpi_frame_rule *r)
 {
-    uintptr_t ip = f->ip, sp = f->sp, rbp = f->rbp, cfa;
+    uintptr_t ip, sp = f->sp, rbp = f->rbp, cfa;
 
-    if (rule_of(h, ip, r))
-        return -1;
     if (r->last)
         return 1;
     cfa = (r->cfa_rbp ? rbp : sp) + (uintptr_t)(intptr_t)r->cfa_off;
@@ -336,6 +334,14 @@ step(history *h, frame_state *f, smpi_frame_rule *r)
         rbp = word_at(cfa, r->rbp_off);
     *f = (frame_state){ ip, cfa, rbp };
     return ip ? 0 : 2;
+}
+
+static inline __attribute__((always_inline)) int
+step(history *h, frame_state *f, smpi_frame_rule *r)
+{
+    if (rule_of(h, f->ip, r))
+        return -1;
+    return apply(f, r);
 }
 
 /*
@@ -501,10 +507,16 @@ static int walk_chained(history *h, frame_state f, uintptr_t *pcs, int max,
     smpi_frame_rule rules[CHAIN_MAX];
     int total = max + (int)drop, k = 0, ended;
     int at[CHAINS];
-    chain *c;
+    chain *c, *c0 = &h->chains[0];
+    int guess;
 
-    for (int i = 0; i < CHAINS; i++)
+    /* most walks begin with the frames the last one began with */
+    for (int i = 0; i < CHAINS; i++) {
         at[i] = h->chains[i].n - 1;
+        if (h->chains[i].used > c0->used)
+            c0 = &h->chains[i];
+    }
+    guess = c0->n - 1;
     for (;;) {
         chain *best = NULL;
         int best_a = 0, best_low = 0;
@@ -533,11 +545,20 @@ static int walk_chained(history *h, frame_state f, uintptr_t *pcs, int max,
             /* the chain left this stack; it may join it again lower */
             at[i] = low - 1;
         }
-        if (best)
+        if (best) {
             take(best, best_a, best_low, &f, top, rules, &k);
+            guess = -1;
+        }
 
         top[k] = f;
-        ended = step(h, &f, &rules[k]);
+        /* the rule of a return address the last walk met is known */
+        if (guess >= 0 && c0->f[guess].ip == f.ip) {
+            rules[k] = c0->r[guess--];
+            ended = apply(&f, &rules[k]);
+        } else {
+            guess = -1;
+            ended = step(h, &f, &rules[k]);
+        }
         k++;
         if (ended < 0)
             return -1;
