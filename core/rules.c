@@ -93,29 +93,35 @@ typedef struct interval {
  * seqlock per entry: readers never write, writers never wait.
  */
 typedef struct cache_entry {
-    _Atomic unsigned seq;
-    _Atomic unsigned long generation;
+    _Atomic uint32_t seq;
+    _Atomic uint32_t generation; /* of the table, cut to 32 bits */
     _Atomic uintptr_t pc;
     _Atomic uint64_t site;
     _Atomic uint64_t fn;
-} cache_entry;
+} __attribute__((aligned(32))) cache_entry; /* one cache line each */
+
+/* A rule as the matcher needs it: what one look at a cache line holds. */
+typedef struct table_rule {
+    int pool;
+    unsigned nsizes;
+    struct {
+        size_t min, max;
+    } sizes[SIZES_MAX];
+} table_rule;
 
 typedef struct table {
-    unsigned long generation;
-    unsigned nrules;
-    int pool[RULES_MAX];
-    unsigned nsizes[RULES_MAX];
-    size_t min[RULES_MAX][SIZES_MAX];
-    size_t max[RULES_MAX][SIZES_MAX];
-    uint64_t live;     /* rules every selector of which can match */
+    uint64_t live; /* rules every selector of which can match */
     uint64_t has_caller;
     uint64_t has_lib;
     uint64_t has_fn;
+    unsigned long generation;
     interval *iv;
     size_t niv;
     /* every fn: range lies in [fn_lo, fn_lo + fn_span) */
     uintptr_t fn_lo;
     uintptr_t fn_span;
+    unsigned nrules;
+    table_rule rules[RULES_MAX];
     struct table *retired;
 } table;
 
@@ -748,10 +754,12 @@ static table *build_table(const ruleset *rs)
     for (unsigned r = 0; r < rs->nrules; r++) {
         const rule *ru = &rs->rules[r];
         uint64_t bit = (uint64_t)1 << r;
-        t->pool[r] = (int)ru->pool;
-        t->nsizes[r] = ru->nsizes;
-        memcpy(t->min[r], ru->min, sizeof ru->min);
-        memcpy(t->max[r], ru->max, sizeof ru->max);
+        t->rules[r].pool = (int)ru->pool;
+        t->rules[r].nsizes = ru->nsizes;
+        for (unsigned i = 0; i < ru->nsizes; i++) {
+            t->rules[r].sizes[i].min = ru->min[i];
+            t->rules[r].sizes[i].max = ru->max[i];
+        }
         if (ru->kinds & (1u << KIND_CALLER))
             t->has_caller |= bit;
         if (ru->kinds & (1u << KIND_LIB))
@@ -801,44 +809,57 @@ static void compute(const table *t, uintptr_t pc, look *out)
     out->fn = iv->fn;
 }
 
-static void lookup(const table *t, uintptr_t pc, look *out)
+/* A miss: computes the answer and leaves it in the entry for next time. */
+static __attribute__((noinline)) look miss(const table *t, uintptr_t pc,
+                                           cache_entry *e, uint32_t seq)
 {
-    cache_entry *e = &cache[(pc * 0x9e3779b97f4a7c15ull) >> (64 - CACHE_BITS)];
-    unsigned seq = atomic_load_explicit(&e->seq, memory_order_acquire);
+    look out;
 
-    if (!(seq & 1) &&
-        atomic_load_explicit(&e->pc, memory_order_relaxed) == pc &&
-        atomic_load_explicit(&e->generation, memory_order_relaxed) ==
-            t->generation) {
-        out->site = atomic_load_explicit(&e->site, memory_order_relaxed);
-        out->fn = atomic_load_explicit(&e->fn, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&e->seq, memory_order_relaxed) == seq)
-            return;
-    }
-
-    compute(t, pc, out);
+    compute(t, pc, &out);
 
     /* another thread is writing this entry: leave it to that thread */
     if ((seq & 1) || !atomic_compare_exchange_strong_explicit(
                          &e->seq, &seq, seq + 1, memory_order_relaxed,
                          memory_order_relaxed))
-        return;
+        return out;
     atomic_thread_fence(memory_order_release);
-    atomic_store_explicit(&e->generation, t->generation,
+    atomic_store_explicit(&e->generation, (uint32_t)t->generation,
                           memory_order_relaxed);
     atomic_store_explicit(&e->pc, pc, memory_order_relaxed);
-    atomic_store_explicit(&e->site, out->site, memory_order_relaxed);
-    atomic_store_explicit(&e->fn, out->fn, memory_order_relaxed);
+    atomic_store_explicit(&e->site, out.site, memory_order_relaxed);
+    atomic_store_explicit(&e->fn, out.fn, memory_order_relaxed);
     atomic_store_explicit(&e->seq, seq + 2, memory_order_release);
+    return out;
+}
+
+/* What the tables say of the code at return address pc: usually a hit. */
+static inline look lookup(const table *t, uintptr_t pc)
+{
+    cache_entry *e = &cache[(pc * 0x9e3779b97f4a7c15ull) >> (64 - CACHE_BITS)];
+    uint32_t seq = atomic_load_explicit(&e->seq, memory_order_acquire);
+    look out;
+
+    if (!(seq & 1) &&
+        atomic_load_explicit(&e->pc, memory_order_relaxed) == pc &&
+        atomic_load_explicit(&e->generation, memory_order_relaxed) ==
+            (uint32_t)t->generation) {
+        out.site = atomic_load_explicit(&e->site, memory_order_relaxed);
+        out.fn = atomic_load_explicit(&e->fn, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&e->seq, memory_order_relaxed) == seq)
+            return out;
+    }
+    return miss(t, pc, e, seq);
 }
 
 static int size_fits(const table *t, unsigned r, size_t size)
 {
-    for (unsigned i = 0; i < t->nsizes[r]; i++)
-        if (size >= t->min[r][i] && size <= t->max[r][i])
+    const table_rule *tr = &t->rules[r];
+
+    for (unsigned i = 0; i < tr->nsizes; i++)
+        if (size >= tr->sizes[i].min && size <= tr->sizes[i].max)
             return 1;
-    return t->nsizes[r] == 0;
+    return tr->nsizes == 0;
 }
 
 /*
@@ -880,7 +901,6 @@ static uint64_t walk_fn(const table *t, uintptr_t caller)
     uintptr_t pcs[SMPI_RULES_DEPTH_MAX + WALK_SLACK];
     int depth = smpi_rules_depth;
     uint64_t fn = 0;
-    look lk;
 
     if (depth < 1)
         depth = 1;
@@ -892,8 +912,7 @@ static uint64_t walk_fn(const table *t, uintptr_t caller)
         /* most frames lie outside every fn: function: skip the look-up */
         if (pcs[i] - 1 - t->fn_lo >= t->fn_span)
             continue;
-        lookup(t, pcs[i], &lk);
-        fn |= lk.fn;
+        fn |= lookup(t, pcs[i]).fn;
     }
     return fn;
 }
@@ -910,7 +929,7 @@ int smpi_rules_match(size_t size, uintptr_t caller)
         return -1;
     uint64_t candidates = t->live;
     if (candidates & (t->has_caller | t->has_lib | t->has_fn)) {
-        lookup(t, caller, &lk);
+        lk = lookup(t, caller);
         candidates &= lk.site;
     }
 
@@ -929,7 +948,7 @@ int smpi_rules_match(size_t size, uintptr_t caller)
         }
         if ((t->has_fn & bit) && !(fn & bit))
             continue;
-        return t->pool[r];
+        return t->rules[r].pool;
     }
     return -1;
 }
