@@ -12,6 +12,7 @@
  * read with plain system calls.
  */
 #include <sched.h>
+#include <setjmp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -83,6 +84,7 @@ typedef struct parked {
 } parked;
 
 static parked *stopped;      /* THREADS_MAX entries, mapped once */
+static sigjmp_buf *fault_jump; /* after them: saved registers are no root */
 static _Atomic int nclaimed; /* slots handed out */
 static _Atomic int nparked;  /* slots filled */
 static _Atomic int nresumed;
@@ -216,9 +218,11 @@ static int stop_world(int *missing, int max)
 
     /* kept for good: a late handler may still write its slot */
     if (!stopped)
-        stopped = smpi_os_map(THREADS_MAX * sizeof(parked));
+        stopped = smpi_os_map(THREADS_MAX * sizeof(parked) +
+                              sizeof(sigjmp_buf));
     if (!stopped)
         return -1;
+    fault_jump = (sigjmp_buf *)(stopped + THREADS_MAX);
     atomic_store(&nclaimed, 0);
     atomic_store(&nparked, 0);
     atomic_store(&nresumed, 0);
@@ -348,6 +352,7 @@ typedef struct marker {
     uint32_t *work;
     size_t nwork;
     size_t root_bytes;
+    size_t faulted; /* mappings that could not be read */
 } marker;
 
 /* The block p points into (interior pointers count), or -1. */
@@ -515,6 +520,53 @@ static int read_maps(scratch *text, size_t *len)
     return 0;
 }
 
+/*
+ * A writable mapping can still fault when read (a file mapping whose file
+ * was truncated, memory another tool keeps from the program): such a
+ * mapping is skipped rather than ending the process. Only the scanning
+ * thread jumps; a fault of any other thread goes to its old handler.
+ */
+static int fault_tid;
+static struct sigaction old_segv, old_bus;
+
+static void on_fault(int sig, siginfo_t *info, void *context)
+{
+    (void)info;
+    (void)context;
+    if (fault_tid && fault_tid == smpi_os_tid())
+        siglongjmp(*fault_jump, 1);
+    /* not ours: the old handler sees the fault when it happens again */
+    sigaction(sig, sig == SIGBUS ? &old_bus : &old_segv, NULL);
+}
+
+static void guard_faults(int on)
+{
+    struct sigaction sa;
+
+    if (!on) {
+        fault_tid = 0;
+        sigaction(SIGSEGV, &old_segv, NULL);
+        sigaction(SIGBUS, &old_bus, NULL);
+        return;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGSEGV, &sa, &old_segv);
+    sigaction(SIGBUS, &sa, &old_bus);
+    fault_tid = smpi_os_tid();
+}
+
+/* Scans one mapping; 0, or -1 when reading it faulted. */
+static int mark_mapping(marker *m, const roots *r, uintptr_t start,
+                        uintptr_t end)
+{
+    if (sigsetjmp(*fault_jump, 1))
+        return -1;
+    mark_root(m, r, start, end);
+    return 0;
+}
+
 /* Writable mappings: data of every object, heaps, stacks, TLS. */
 static void mark_maps(marker *m, const roots *r, const char *maps,
                       int nparked_, uintptr_t self_sp)
@@ -536,7 +588,8 @@ static void mark_maps(marker *m, const roots *r, const char *maps,
             (bracket && !strncmp(bracket, "[vvar]", 6)))
             continue;
         start = stack_floor(start, end, nparked_, self_sp);
-        mark_root(m, r, start, end);
+        if (mark_mapping(m, r, start, end))
+            m->faulted++;
     }
 }
 
@@ -567,7 +620,7 @@ static int collect_all(collect *c)
 static int classify(collect *c, scratch *work, scratch *maps,
                     uintptr_t self_sp, size_t *root_bytes)
 {
-    marker m = { c->blocks.p, c->nblocks, NULL, 0, 0 };
+    marker m = { c->blocks.p, c->nblocks, NULL, 0, 0, 0 };
     int nparked_ = atomic_load(&nparked);
     roots r = { .nexclude = 0 };
     size_t len;
@@ -581,6 +634,9 @@ static int classify(collect *c, scratch *work, scratch *maps,
     m.work = work->p;
 
     add_exclude(&r, smpi_region_base, smpi_region_base + smpi_region_size);
+    /* it points at the first chunk, which may start with a live block */
+    add_exclude(&r, (uintptr_t)&smpi_region_base,
+                (uintptr_t)(&smpi_region_base + 1));
     smpi_meta_foreach_range(exclude_meta, &r);
     /* the region's page map holds bookkeeping pointers only */
     add_exclude(&r, (uintptr_t)smpi_page_map,
@@ -595,13 +651,19 @@ static int classify(collect *c, scratch *work, scratch *maps,
     add_exclude(&r, (uintptr_t)work->p, (uintptr_t)work->p + work->size);
     add_exclude(&r, (uintptr_t)maps->p, (uintptr_t)maps->p + maps->size);
     add_exclude(&r, (uintptr_t)stopped,
-                (uintptr_t)stopped + THREADS_MAX * sizeof(parked));
+                (uintptr_t)stopped + THREADS_MAX * sizeof(parked) +
+                    sizeof(sigjmp_buf));
 
     mark_registers(&m, nparked_);
+    guard_faults(1);
     mark_maps(&m, &r, maps->p, nparked_, self_sp);
+    guard_faults(0);
     mark_transitively(&m);
     classify_leaked(&m);
     *root_bytes = m.root_bytes;
+    if (m.faulted)
+        smpi_log(SMPI_LOG_INFO, "leak scan: %zu mapping(s) could not be "
+                 "read and were skipped", m.faulted);
     return 0;
 }
 

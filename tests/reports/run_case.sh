@@ -272,6 +272,15 @@ escape)
     has_re "^    #1 0x[0-9a-f]+ in open_session .*/escape\.c:[0-9]+$"
     hasnt "ERROR: smp"
     ;;
+fault)
+    opts="verbosity=1"
+    run "$bin/leak_fault"
+    status 23
+    [ "$out" = "leak_fault done" ] || fail "output '$out'"
+    has "Direct leak of 24 byte(s) in 1 object(s) from pool 'all'"
+    has "smp: leak scan: 1 mapping(s) could not be read and were skipped"
+    has "SUMMARY: smp: 24 byte(s) leaked in 1 allocation(s)."
+    ;;
 *)
     fail "unknown case"
     ;;
