@@ -12,7 +12,7 @@
 #include "meta.h"
 #include "unwind.h"
 
-#define TABLE_SHIFT 17
+#define TABLE_SHIFT 15
 #define TABLE_SIZE (1u << TABLE_SHIFT)
 #define PROBES 16
 #define STATES_MAX 8
