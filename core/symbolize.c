@@ -109,7 +109,9 @@ static int note_one(struct dl_phdr_info *info, size_t size, void *ctx)
     m.bias = info->dlpi_addr;
     m.loaded = 1;
     read_build_id(info, m.build_id);
-    modules[nmodules++] = m;
+    modules[nmodules] = m;
+    /* readers without the lock see a whole entry or none */
+    __atomic_store_n(&nmodules, nmodules + 1, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -121,6 +123,17 @@ void smpi_symbolize_note_modules(void)
     if (modules)
         dl_iterate_phdr(note_one, NULL);
     pthread_mutex_unlock(&modules_mutex);
+}
+
+void smpi_symbolize_note_object(uintptr_t start)
+{
+    int n = __atomic_load_n(&nmodules, __ATOMIC_ACQUIRE);
+
+    for (int i = n; i-- > 0;) {
+        if (modules[i].start == start)
+            return;
+    }
+    smpi_symbolize_note_modules();
 }
 
 int smpi_symbolize_begin(void)

@@ -27,6 +27,13 @@ typedef struct smpi_frame {
 void smpi_symbolize_note_modules(void);
 
 /*
+ * The stack walk met code of the object loaded at start: notes the
+ * objects if that one is new. So frames keep their module even when no
+ * one called smpi_symbolize_note_modules before a dlclose.
+ */
+void smpi_symbolize_note_object(uintptr_t start);
+
+/*
  * A symbolization session. It allocates (elfutils does), so the caller
  * runs it with smpi_guard set. Strings stay valid until the session ends.
  */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "meta.h"
+#include "symbolize.h"
 #include "unwind.h"
 
 #define TABLE_SHIFT 15
@@ -109,7 +110,11 @@ static const uint8_t *find_fde(uintptr_t pc)
     const int32_t *table;
     size_t lo = 0, hi;
 
-    if (_dl_find_object((void *)pc, &obj) != 0 || !obj.dlfo_eh_frame)
+    if (_dl_find_object((void *)pc, &obj) != 0)
+        return NULL;
+    /* a rule is computed once per return address: cheap enough here */
+    smpi_symbolize_note_object((uintptr_t)obj.dlfo_map_start);
+    if (!obj.dlfo_eh_frame)
         return NULL;
     hdr = obj.dlfo_eh_frame;
     p = hdr + 4;

@@ -281,6 +281,23 @@ fault)
     has "smp: leak scan: 1 mapping(s) could not be read and were skipped"
     has "SUMMARY: smp: 24 byte(s) leaked in 1 allocation(s)."
     ;;
+dlclose)
+    opts="json=$work/report"
+    run "$bin/leak_dlclose" "$bin/libleaky_lib.so"
+    status 23
+    [ "$out" = "leak_dlclose done" ] || fail "output '$out'"
+    has "Direct leak of 33 byte(s) in 1 object(s) from pool 'all'"
+    has_re "^    #1 0x[0-9a-f]+ in leaky_make .*/leaky_lib\.c:8$"
+    $py - "$work"/report.* <<'PY' || fail "JSON of the unloaded library's frame"
+import json, sys
+d = json.load(open(sys.argv[1]))
+leak = [l for l in d["leaks"] if l["kind"] == "direct"][0]
+f = leak["stack"][1]
+assert f["module"].endswith("/libleaky_lib.so"), f
+assert f["function"] == "leaky_make" and f["line"] == 8, f
+assert int(f["offset"], 16) < 0x100000, f
+PY
+    ;;
 *)
     fail "unknown case"
     ;;
