@@ -72,18 +72,27 @@ static __attribute__((noinline)) smp_pool *route_slow(size_t size,
     return unlikely(smpi_preload_done) ? NULL : pool;
 }
 
-/*
- * The pool an allocation goes to, or NULL to pass it through. The common
- * case, no scope open on this thread and no rules, costs one thread-local
- * load and one global load; the guard matters only past it.
- */
-static inline smp_pool *route(size_t size, uintptr_t caller)
+/* No scope open on this thread and no rules: nothing can be routed. */
+static inline int plain(void)
 {
     smpi_thread *t = smpi_self;
 
-    if (likely((!t || !t->depth) && !smpi_rules_active))
-        return NULL;
-    return route_slow(size, caller);
+    return (!t || !t->depth) && !smpi_rules_active;
+}
+
+/*
+ * The pool an allocation goes to, or NULL to pass it through. The common
+ * case costs one thread-local and one global load; the guard matters only
+ * past it. A macro, so that the caller's address is the hook's own and is
+ * read on the slow path only.
+ */
+#define ROUTE(size) \
+    (likely(plain()) ? NULL : route_slow((size), CALLER()))
+
+/* The same, for paths that were handed the caller's address. */
+static inline smp_pool *route(size_t size, uintptr_t caller)
+{
+    return likely(plain()) ? NULL : route_slow(size, caller);
 }
 
 /*
@@ -122,7 +131,7 @@ static __attribute__((noinline)) void pool_free(void *p, const char *who)
 
 HOOK void *malloc(size_t size)
 {
-    smp_pool *pool = route(size, CALLER());
+    smp_pool *pool = ROUTE(size);
     void *p;
 
     if (likely(!pool))
@@ -153,7 +162,7 @@ HOOK void *calloc(size_t n, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    pool = route(total, CALLER());
+    pool = ROUTE(total);
     if (likely(!pool))
         return smpi_next.calloc(n, size);
 
@@ -282,7 +291,7 @@ static size_t memalign_align(size_t align)
 
 HOOK void *memalign(size_t align, size_t size)
 {
-    smp_pool *pool = route(size, CALLER());
+    smp_pool *pool = ROUTE(size);
     void *p;
 
     if (likely(!pool))
@@ -300,7 +309,7 @@ HOOK void *memalign(size_t align, size_t size)
 /* In glibc 2.36 aligned_alloc is memalign. */
 HOOK void *aligned_alloc(size_t align, size_t size)
 {
-    smp_pool *pool = route(size, CALLER());
+    smp_pool *pool = ROUTE(size);
     void *p;
 
     if (likely(!pool))
@@ -317,7 +326,7 @@ HOOK void *aligned_alloc(size_t align, size_t size)
 
 HOOK int posix_memalign(void **out, size_t align, size_t size)
 {
-    smp_pool *pool = route(size, CALLER());
+    smp_pool *pool = ROUTE(size);
     int saved;
     void *p;
 
@@ -339,7 +348,7 @@ HOOK int posix_memalign(void **out, size_t align, size_t size)
 
 HOOK void *valloc(size_t size)
 {
-    smp_pool *pool = route(size, CALLER());
+    smp_pool *pool = ROUTE(size);
     void *p;
 
     if (likely(!pool))
@@ -351,7 +360,7 @@ HOOK void *valloc(size_t size)
 
 HOOK void *pvalloc(size_t size)
 {
-    smp_pool *pool = route(size, CALLER());
+    smp_pool *pool = ROUTE(size);
     size_t rounded;
     void *p;
 

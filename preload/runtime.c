@@ -278,6 +278,33 @@ static __attribute__((constructor)) void runtime_start(void)
     smpi_guard = 0;
 }
 
+static void count_live(const smpi_pool_info *info, void *ctx)
+{
+    *(size_t *)ctx += info->stats.live_blocks;
+}
+
+static void count_escape(const smpi_escape *escape, void *ctx)
+{
+    (void)escape;
+    ++*(size_t *)ctx;
+}
+
+/*
+ * With no pool block live and none escaped, the report has nothing to say
+ * unless statistics or JSON were asked for. Skipping it then spares every
+ * program that routed nothing a scan of its whole heap at exit.
+ */
+static int report_needed(void)
+{
+    size_t blocks = 0;
+
+    if (smpi_opt.print_stats || smpi_opt.json[0])
+        return 1;
+    smpi_foreach_pool(count_live, &blocks);
+    smpi_foreach_escape(count_escape, &blocks);
+    return blocks > 0;
+}
+
 /*
  * Runs once, as the preload's destructor: after main returned or exit was
  * called, after the atexit handlers and the destructors of the program and
@@ -302,7 +329,8 @@ void smpi_runtime_exit(void)
      * wiped: what the program wrote goes out first, before the report.
      */
     fflush(NULL);
-    status = smpi_report_exit();
+    if (report_needed())
+        status = smpi_report_exit();
 
     __atomic_store_n(&smpi_preload_done, 1, __ATOMIC_RELEASE);
     smpi_teardown();
