@@ -24,6 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The runtime's internal names all live in this object: declared hidden,
+ * the hooks reach them directly rather than through the GOT.
+ */
+#pragma GCC visibility push(hidden)
 #include "os.h"
 #include "options.h"
 #include "pool.h"
@@ -31,6 +36,7 @@
 #include "rules.h"
 #include "stack.h"
 #include "thread.h"
+#pragma GCC visibility pop
 
 #define HOOK __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
