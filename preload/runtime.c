@@ -235,8 +235,11 @@ static void configure(void)
 
     if (smpi_options_parse(options) != 0)
         config_failed();
-    if (smpi_opt.help)
+    /* help=1 lists the options instead of running the program */
+    if (smpi_opt.help) {
         smpi_options_print_help();
+        end_process(0);
+    }
     smp_set_mlock_policy((smp_mlock_policy)smpi_opt.mlock);
     smp_set_scope_exit_policy((smp_scope_exit_policy)smpi_opt.scope_exit);
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # A malformed SMP_POOL_SCOPE or SMP_OPTIONS: one line on stderr naming the
 # variable, and the program does not start (exit status 1) unless
-# SMP_OPTIONS says config_errors=warn.
+# SMP_OPTIONS says config_errors=warn. help=1 lists the options instead of
+# running the program.
 # usage: bad_config.sh LIBSMP_PRELOAD PROGRAM [ARG...]
 preload=$1
 shift
@@ -38,5 +39,13 @@ expect SMP_OPTIONS 'no_such_option=1' 1
 expect SMP_OPTIONS 'mlock=maybe' 1
 expect SMP_OPTIONS 'malloc_context_size=many' 1
 expect SMP_POOL_SCOPE 'all' 0 SMP_OPTIONS=config_errors=warn
+
+env SMP_OPTIONS=help=1 LD_PRELOAD="$preload" $command >"$tmp/out" 2>"$tmp/err"
+status=$?
+if [ "$status" -ne 0 ] || [ -s "$tmp/out" ] ||
+    ! grep -q malloc_context_size "$tmp/err"; then
+    echo "help=1: exit status $status, expected the option list alone"
+    failed=1
+fi
 
 exit $failed
