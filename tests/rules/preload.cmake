@@ -18,11 +18,12 @@ add_custom_command(TARGET rules_prog POST_BUILD
 set(all_heap secret=heap copy=heap thread=heap lib=heap size=heap
     other=heap plugin=heap)
 
-# rules_preload(NAME RULES [SITE=WHERE...] [STRIPPED] [REGEX re]): runs
-# rules_prog under the preload with SMP_POOL_SCOPE=RULES (';' written as
-# '|' here, since CMake splits lists at ';').
+# rules_preload(NAME RULES [SITE=WHERE...] [STRIPPED] [REGEX re]
+#               [OPTIONS smp_options]): runs rules_prog under the preload
+# with SMP_POOL_SCOPE=RULES (';' written as '|' here, since CMake splits
+# lists at ';').
 function(rules_preload name rules)
-    cmake_parse_arguments(arg "STRIPPED" "REGEX" "" ${ARGN})
+    cmake_parse_arguments(arg "STRIPPED" "REGEX;OPTIONS" "" ${ARGN})
     set(program $<TARGET_FILE:rules_prog>)
     if(arg_STRIPPED)
         set(program $<TARGET_FILE:rules_prog>.stripped)
@@ -32,7 +33,7 @@ function(rules_preload name rules)
         COMMAND ${program} ${arg_UNPARSED_ARGUMENTS})
     set_tests_properties(rules_preload_${name} PROPERTIES LABELS rules
         TIMEOUT 60
-        ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:smp_preload>;SMP_POOL_SCOPE=${rules}"
+        ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:smp_preload>;SMP_POOL_SCOPE=${rules};SMP_OPTIONS=${arg_OPTIONS}"
         FAIL_REGULAR_EXPRESSION "FAILED|not running under")
     if(arg_REGEX)
         set_tests_properties(rules_preload_${name} PROPERTIES
@@ -67,6 +68,17 @@ rules_preload(stripped_static keys=fn:copy_bytes STRIPPED
     REGEX "fn:copy_bytes matches no function.*rules_prog: ok")
 rules_preload(unstripped_static keys=fn:copy_bytes
     secret=heap copy=pool other=heap)
+
+# A bad rule: by default the program does not start at all; with
+# config_errors=warn it runs with the good rules.
+rules_preload(bad_rule_refuses "keys=fn:load_secret|tls=lib:" secret=pool
+    REGEX "^smp: SMP_POOL_SCOPE: at column 29: expected a file name")
+set_tests_properties(rules_preload_bad_rule_refuses PROPERTIES
+    FAIL_REGULAR_EXPRESSION "rules_prog")
+rules_preload(bad_rule_warn "tls=lib:|keys=fn:load_secret"
+    OPTIONS config_errors=warn
+    secret=pool copy=pool lib=heap other=heap
+    REGEX "at column 9: expected a file name.*rules_prog: ok")
 
 # An existing program: the openssl command with a real pattern.
 find_program(SMP_OPENSSL_COMMAND openssl)
