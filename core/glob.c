@@ -45,7 +45,7 @@ int smpi_glob_match(const char *glob, const char *name)
 {
     const char *p = glob;
     const char *n = name;
-    const char *star = NULL; /* the glob just after the last '*' */
+    const char *star = NULL;   /* the glob just after the last '*' */
     const char *resume = NULL; /* where that '*' would swallow next */
 
     while (*n) {

@@ -155,8 +155,8 @@ typedef struct parser {
  * the text with a caret under that column. Long texts are cut to a
  * window around the column so the caret stays on screen.
  */
-__attribute__((format(printf, 3, 4)))
-static void fail(parser *p, size_t at, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void fail(parser *p, size_t at,
+                                                       const char *fmt, ...)
 {
     char what[256];
     char shown[96];
@@ -253,8 +253,9 @@ static int parse_pool(parser *p, rule *r)
 
     size_t len = p->pos - start;
     if (len == 0) {
-        fail(p, start, "a pool name (letters, digits, '_', '-' or '.') "
-                       "to start a rule");
+        fail(p, start,
+             "a pool name (letters, digits, '_', '-' or '.') "
+             "to start a rule");
         return -1;
     }
     if (len >= SMP_NAME_MAX) {
@@ -263,8 +264,9 @@ static int parse_pool(parser *p, rule *r)
         return -1;
     }
     if (len == 7 && !memcmp(p->text + start, "default", 7)) {
-        fail(p, start, "a pool name other than 'default', which every "
-                       "thread already has");
+        fail(p, start,
+             "a pool name other than 'default', which every "
+             "thread already has");
         return -1;
     }
 
@@ -301,9 +303,18 @@ static int parse_size(parser *p, size_t *out, int *present)
 
     unsigned shift = 0;
     switch (peek(p)) {
-    case 'k': case 'K': shift = 10; break;
-    case 'm': case 'M': shift = 20; break;
-    case 'g': case 'G': shift = 30; break;
+    case 'k':
+    case 'K':
+        shift = 10;
+        break;
+    case 'm':
+    case 'M':
+        shift = 20;
+        break;
+    case 'g':
+    case 'G':
+        shift = 30;
+        break;
     }
     if (shift) {
         if (v > SIZE_MAX >> shift) {
@@ -330,26 +341,31 @@ static int parse_range(parser *p, rule *r)
         if (parse_size(p, &max, &has_max))
             return -1;
         if (!has_min && !has_max) {
-            fail(p, start, "a size before or after '-' (size:MIN-MAX, "
-                           "size:MIN- or size:-MAX)");
+            fail(p, start,
+                 "a size before or after '-' (size:MIN-MAX, "
+                 "size:MIN- or size:-MAX)");
             return -1;
         }
     } else if (has_min) {
         max = min; /* size:N is exactly N bytes */
     } else {
-        fail(p, start, "a size range after 'size:' (MIN-MAX; either end "
-                       "may be left out)");
+        fail(p, start,
+             "a size range after 'size:' (MIN-MAX; either end "
+             "may be left out)");
         return -1;
     }
 
     if (!ends_glob(peek(p))) {
-        fail(p, p->pos, "a size suffix k, M or G, or ',' or ';' after "
-                        "the size range");
+        fail(p, p->pos,
+             "a size suffix k, M or G, or ',' or ';' after "
+             "the size range");
         return -1;
     }
     if (min > max) {
-        fail(p, start, "a range whose minimum (%zu) is not above its "
-                       "maximum (%zu)", min, max);
+        fail(p, start,
+             "a range whose minimum (%zu) is not above its "
+             "maximum (%zu)",
+             min, max);
         return -1;
     }
     r->min[r->nsizes] = min;
@@ -365,9 +381,10 @@ static int parse_glob(parser *p, unsigned rule_index, enum kind kind)
 
     while (!ends_glob(peek(p))) {
         if (peek(p) == '@') {
-            fail(p, p->pos, "a symbol name without its version: drop "
-                            "'@...' (nm -D prints it, it is not part of "
-                            "the name)");
+            fail(p, p->pos,
+                 "a symbol name without its version: drop "
+                 "'@...' (nm -D prints it, it is not part of "
+                 "the name)");
             return -1;
         }
         p->pos++;
@@ -424,11 +441,14 @@ static int parse_selector(parser *p, rule *r, unsigned rule_index)
 
     if (len == 0 || kind == KIND_ALL) {
         if (len)
-            fail(p, start, "a selector fn:, caller:, lib:, size: or *, "
-                           "not '%.*s'", (int)len, p->text + start);
+            fail(p, start,
+                 "a selector fn:, caller:, lib:, size: or *, "
+                 "not '%.*s'",
+                 (int)len, p->text + start);
         else
-            fail(p, start, "a selector: fn:GLOB, caller:GLOB, lib:GLOB, "
-                           "size:MIN-MAX or *");
+            fail(p, start,
+                 "a selector: fn:GLOB, caller:GLOB, lib:GLOB, "
+                 "size:MIN-MAX or *");
         return -1;
     }
     if (peek(p) != ':') {
@@ -481,8 +501,9 @@ static void parse_rule(parser *p)
         if (at_end(p) || peek(p) == ';')
             break;
         if (peek(p) != ',') {
-            fail(p, p->pos, "',' before another selector, or ';' before "
-                            "another rule");
+            fail(p, p->pos,
+                 "',' before another selector, or ';' before "
+                 "another rule");
             goto bad;
         }
         p->pos++;
@@ -532,8 +553,8 @@ typedef struct spans {
     size_t cap;
 } spans;
 
-static int push_span(spans *s, uintptr_t start, uintptr_t end,
-                     unsigned kind, unsigned rule_index)
+static int push_span(spans *s, uintptr_t start, uintptr_t end, unsigned kind,
+                     unsigned rule_index)
 {
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 256;
@@ -561,8 +582,7 @@ static int span_order(const void *a, const void *b)
     return (x->start > y->start) - (x->start < y->start);
 }
 
-static int lib_matches(const ruleset *rs, unsigned rule_index,
-                       const char *name)
+static int lib_matches(const ruleset *rs, unsigned rule_index, const char *name)
 {
     for (unsigned i = 0; i < rs->npatterns; i++) {
         const pattern *pat = &rs->patterns[i];
@@ -580,8 +600,8 @@ static int gather(const ruleset *rs, spans *s)
 
     for (o = smpi_symbols_objects(); o; o = o->next) {
         for (size_t i = 0; i < o->nhits; i++) {
-            const pattern *pat = &rs->patterns[rs->glob_pattern[
-                o->hits[i].glob]];
+            const pattern *pat =
+                &rs->patterns[rs->glob_pattern[o->hits[i].glob]];
             if (push_span(s, o->hits[i].start, o->hits[i].end, pat->kind,
                           pat->rule))
                 return -1;
@@ -591,8 +611,7 @@ static int gather(const ruleset *rs, spans *s)
                 !lib_matches(rs, r, o->name))
                 continue;
             for (unsigned c = 0; c < o->ncode; c++)
-                if (push_span(s, o->code[c].start, o->code[c].end,
-                              KIND_LIB, r))
+                if (push_span(s, o->code[c].start, o->code[c].end, KIND_LIB, r))
                     return -1;
         }
     }
@@ -609,8 +628,8 @@ static void merge(spans *s)
     qsort(s->v, s->n, sizeof *s->v, span_order);
     for (size_t i = 0; i < s->n; i++) {
         span *last = kept ? &s->v[kept - 1] : NULL;
-        if (last && last->kind == s->v[i].kind &&
-            last->rule == s->v[i].rule && s->v[i].start <= last->end) {
+        if (last && last->kind == s->v[i].kind && last->rule == s->v[i].rule &&
+            s->v[i].start <= last->end) {
             if (s->v[i].end > last->end)
                 last->end = s->v[i].end;
             continue;
@@ -818,9 +837,9 @@ static __attribute__((noinline)) look miss(const table *t, uintptr_t pc,
     compute(t, pc, &out);
 
     /* another thread is writing this entry: leave it to that thread */
-    if ((seq & 1) || !atomic_compare_exchange_strong_explicit(
-                         &e->seq, &seq, seq + 1, memory_order_relaxed,
-                         memory_order_relaxed))
+    if ((seq & 1) ||
+        !atomic_compare_exchange_strong_explicit(
+            &e->seq, &seq, seq + 1, memory_order_relaxed, memory_order_relaxed))
         return out;
     atomic_thread_fence(memory_order_release);
     atomic_store_explicit(&e->generation, (uint32_t)t->generation,
@@ -919,8 +938,7 @@ static uint64_t walk_fn(const table *t, uintptr_t caller)
 
 int smpi_rules_match(size_t size, uintptr_t caller)
 {
-    const table *t = atomic_load_explicit(&current_table,
-                                          memory_order_acquire);
+    const table *t = atomic_load_explicit(&current_table, memory_order_acquire);
     uint64_t fn;
     int walked = 0;
     look lk = { ~(uint64_t)0, 0 };
@@ -971,8 +989,8 @@ typedef struct line {
     size_t n;
 } line;
 
-__attribute__((format(printf, 2, 3)))
-static void put(line *l, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void put(line *l, const char *fmt,
+                                                      ...)
 {
     va_list ap;
 
@@ -1042,16 +1060,16 @@ static void tell(ruleset *rs, int startup)
                      "SMP_POOL_SCOPE: rule '%.*s': %s:%s matches no %s "
                      "(checked again after dlopen)",
                      r->text_len, r->text, kind_names[pat->kind], pat->glob,
-                     lib ? "loaded object"
-                         : "function in any loaded object");
+                     lib ? "loaded object" : "function in any loaded object");
             continue;
         }
-        smpi_log(SMPI_LOG_INFO, "SMP_POOL_SCOPE: rule %u (pool '%s'): "
-                 "%s:%s %s %lu %s%s%.*s", pat->rule + 1,
-                 rs->pools[r->pool], kind_names[pat->kind], pat->glob,
-                 startup ? "resolves to" : "now resolves to", n,
-                 lib ? "object" : "function", n == 1 ? "" : "s",
-                 (int)detail.n, detail.text);
+        smpi_log(SMPI_LOG_INFO,
+                 "SMP_POOL_SCOPE: rule %u (pool '%s'): "
+                 "%s:%s %s %lu %s%s%.*s",
+                 pat->rule + 1, rs->pools[r->pool], kind_names[pat->kind],
+                 pat->glob, startup ? "resolves to" : "now resolves to", n,
+                 lib ? "object" : "function", n == 1 ? "" : "s", (int)detail.n,
+                 detail.text);
     }
 }
 
@@ -1133,8 +1151,8 @@ static void own_rule_texts(parser *p)
     ruleset *rs = p->rs;
 
     for (unsigned r = 0; r < rs->nrules; r++)
-        rs->rules[r].text = copy_string(p, rs->rules[r].text,
-                                        (size_t)rs->rules[r].text_len);
+        rs->rules[r].text =
+            copy_string(p, rs->rules[r].text, (size_t)rs->rules[r].text_len);
     for (unsigned i = 0; i < rs->npatterns; i++) {
         if (rs->patterns[i].kind == KIND_LIB)
             continue;
@@ -1186,8 +1204,7 @@ int smpi_rules_load(const char *text)
 {
     pthread_mutex_lock(&rules_lock);
     if (!atfork_done) {
-        pthread_atfork(lock_before_fork, unlock_after_fork,
-                       child_after_fork);
+        pthread_atfork(lock_before_fork, unlock_after_fork, child_after_fork);
         atfork_done = 1;
     }
     int rc = load_locked(text);
@@ -1205,8 +1222,7 @@ void smpi_rules_refresh(void)
     pthread_mutex_lock(&rules_lock);
     if (smpi_symbols_update() > 0) {
         table *t = build_table(rs);
-        table *cur = atomic_load_explicit(&current_table,
-                                          memory_order_relaxed);
+        table *cur = atomic_load_explicit(&current_table, memory_order_relaxed);
         if (t && same_table(t, cur))
             table_free(t);
         else if (t)

@@ -156,8 +156,8 @@ static int read_elf(int fd, uintptr_t bias, int *has_symtab,
                 continue;
             const char *name = elf_strptr(elf, sh.sh_link, sym.st_name);
             if (name && *name)
-                fn(name, bias + sym.st_value,
-                   bias + sym.st_value + sym.st_size, ctx);
+                fn(name, bias + sym.st_value, bias + sym.st_value + sym.st_size,
+                   ctx);
         }
     }
     elf_end(elf);
@@ -277,8 +277,7 @@ static void read_object(smpi_object *o, int is_main)
         o->symbols_read = 1;
         return;
     }
-    if (read_elf(fd, o->bias, &o->has_symtab, collect_cb, &c) == 0 &&
-        !c.failed)
+    if (read_elf(fd, o->bias, &o->has_symtab, collect_cb, &c) == 0 && !c.failed)
         o->symbols_read = 1;
     close(fd);
     sort_hits(o);
@@ -323,8 +322,7 @@ static smpi_object *object_new(const entry *e, int is_main)
     return o;
 }
 
-static smpi_object *take_known(smpi_object **list, const entry *e,
-                               int is_main)
+static smpi_object *take_known(smpi_object **list, const entry *e, int is_main)
 {
     for (smpi_object **p = list; *p; p = &(*p)->next) {
         smpi_object *o = *p;

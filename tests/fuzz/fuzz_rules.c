@@ -30,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         smpi_log_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 
     /* both policies: refuse everything, or keep the good rules */
-    smpi_opt.config_errors = size & 1 ? SMPI_CONFIG_ERRORS_WARN
-                                      : SMPI_CONFIG_ERRORS_EXIT;
+    smpi_opt.config_errors =
+        size & 1 ? SMPI_CONFIG_ERRORS_WARN : SMPI_CONFIG_ERRORS_EXIT;
     smpi_rules_load(text);
 
     uintptr_t caller = (uintptr_t)__builtin_return_address(0);

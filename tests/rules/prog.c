@@ -36,8 +36,7 @@ static int failures;
 
 __attribute__((noinline)) void *load_secret(size_t size, int copy);
 
-static __attribute__((noinline)) void *copy_bytes(const void *from,
-                                                  size_t size)
+static __attribute__((noinline)) void *copy_bytes(const void *from, size_t size)
 {
     void *p = malloc(size);
 
@@ -67,8 +66,8 @@ static int vm_flags(const void *p, char *flags, size_t size)
         return -1;
     while (fgets(line, sizeof line, f)) {
         unsigned long lo, hi;
-        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') <
-                                                           strchr(line, ' '))
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+            strchr(line, '-') < strchr(line, ' '))
             inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
         else if (inside && !strncmp(line, "VmFlags:", 8)) {
             snprintf(flags, size, "%s", line + 8);

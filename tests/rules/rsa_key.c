@@ -68,8 +68,7 @@ int main(void)
     check_key("generated", made);
 
     BIO *pem = BIO_new(BIO_s_mem());
-    if (!pem || !PEM_write_bio_PrivateKey(pem, made, NULL, NULL, 0, NULL,
-                                          NULL))
+    if (!pem || !PEM_write_bio_PrivateKey(pem, made, NULL, NULL, 0, NULL, NULL))
         return 2;
     EVP_PKEY *read = PEM_read_bio_PrivateKey(pem, NULL, NULL, NULL);
     if (!read)

@@ -93,20 +93,19 @@ static const check_case checks[] = {
     { "[]", 0, "']' to close the '[' set opened here" },
     { "[!]", 0, "']' to close the '[' set opened here" },
     { "ok[a]bad[c", 8, "']' to close the '[' set opened here" },
-    { "[z-a]", 1, "a range whose first character is not above its last "
-                  "(write [a-z], not [z-a])" },
+    { "[z-a]", 1,
+      "a range whose first character is not above its last "
+      "(write [a-z], not [z-a])" },
 };
 
 Test(glob, check)
 {
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         const char *why = NULL;
-        long at = smpi_glob_check(checks[i].glob, strlen(checks[i].glob),
-                                  &why);
+        long at = smpi_glob_check(checks[i].glob, strlen(checks[i].glob), &why);
         cr_expect_eq(at, checks[i].offset, "glob \"%s\"", checks[i].glob);
         if (checks[i].why)
-            cr_expect_str_eq(why, checks[i].why, "glob \"%s\"",
-                             checks[i].glob);
+            cr_expect_str_eq(why, checks[i].why, "glob \"%s\"", checks[i].glob);
     }
 }
 

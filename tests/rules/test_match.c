@@ -23,8 +23,8 @@ static size_t probe_size = 16;
 /* Stands for the allocator: it asks the rules about its own caller. */
 static __attribute__((noinline)) int probe(void)
 {
-    int r = smpi_rules_match(probe_size,
-                             (uintptr_t)__builtin_return_address(0));
+    int r =
+        smpi_rules_match(probe_size, (uintptr_t)__builtin_return_address(0));
     KEEP(r);
     return r;
 }
@@ -184,19 +184,18 @@ Test(match, warning_for_a_rule_that_matches_nothing)
 {
     const char *log;
 
-    cr_assert_eq(capture_load("keys=fn:no_such_function_anywhere,size:8",
-                              &log), 0);
-    cr_expect_str_eq(log,
-                     "smp: SMP_POOL_SCOPE: rule "
-                     "'keys=fn:no_such_function_anywhere,size:8': "
-                     "fn:no_such_function_anywhere matches no function in "
-                     "any loaded object (checked again after dlopen)\n");
+    cr_assert_eq(capture_load("keys=fn:no_such_function_anywhere,size:8", &log),
+                 0);
+    cr_expect_str_eq(log, "smp: SMP_POOL_SCOPE: rule "
+                          "'keys=fn:no_such_function_anywhere,size:8': "
+                          "fn:no_such_function_anywhere matches no function in "
+                          "any loaded object (checked again after dlopen)\n");
     probe_size = 8;
     cr_expect_eq(direct_caller(), -1);
 
     cr_assert_eq(capture_load("t=lib:libnothing.so*", &log), 0);
-    cr_expect(strstr(log, "lib:libnothing.so* matches no loaded object"),
-              "%s", log);
+    cr_expect(strstr(log, "lib:libnothing.so* matches no loaded object"), "%s",
+              log);
 }
 
 Test(match, verbosity_tells_what_each_rule_resolved_to)
@@ -206,16 +205,20 @@ Test(match, verbosity_tells_what_each_rule_resolved_to)
     smpi_log_verbosity = 1;
     cr_assert_eq(capture_load("keys=fn:outer_fn,lib:librulestest.so;"
                               "x=caller:helper_*,size:1-",
-                              &log), 0);
+                              &log),
+                 0);
     cr_expect(strstr(log, "smp: SMP_POOL_SCOPE: rule 1 (pool 'keys'): "
                           "fn:outer_fn resolves to 1 function: "
-                          "1 in test_match\n"), "%s", log);
+                          "1 in test_match\n"),
+              "%s", log);
     cr_expect(strstr(log, "smp: SMP_POOL_SCOPE: rule 1 (pool 'keys'): "
                           "lib:librulestest.so resolves to 1 object: "
-                          "librulestest.so\n"), "%s", log);
+                          "librulestest.so\n"),
+              "%s", log);
     cr_expect(strstr(log, "smp: SMP_POOL_SCOPE: rule 2 (pool 'x'): "
                           "caller:helper_* resolves to 2 functions: "
-                          "2 in librulestest.so\n"), "%s", log);
+                          "2 in librulestest.so\n"),
+              "%s", log);
 }
 
 static int open_plugin(void **handle, plugin_call_fn *call)
@@ -236,14 +239,14 @@ Test(match, library_opened_later_closed_and_reopened)
 
     smpi_log_verbosity = 1;
     cr_assert_eq(capture_load("keys=caller:plugin_call", &log), 0);
-    cr_expect(strstr(log, "caller:plugin_call matches no function"), "%s",
-              log);
+    cr_expect(strstr(log, "caller:plugin_call matches no function"), "%s", log);
 
     capture_begin();
     cr_expect_eq(open_plugin(&handle, &call), 0);
     log = capture_end();
     cr_expect(strstr(log, "caller:plugin_call now resolves to 1 function: "
-                          "1 in librulesplugin.so\n"), "%s", log);
+                          "1 in librulesplugin.so\n"),
+              "%s", log);
     cr_expect_eq(direct_caller(), -1);
 
     capture_begin();
@@ -286,8 +289,7 @@ static void *hammer(void *arg)
 {
     (void)arg;
     while (!atomic_load(&stop)) {
-        if (direct_caller() != 0 || static_caller() != -1 ||
-            outer_fn() != 1)
+        if (direct_caller() != 0 || static_caller() != -1 || outer_fn() != 1)
             atomic_fetch_add(&wrong, 1);
     }
     return NULL;
