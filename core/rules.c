@@ -356,9 +356,15 @@ static int parse_range(parser *p, rule *r)
     }
 
     if (!ends_glob(peek(p))) {
-        fail(p, p->pos,
-             "a size suffix k, M or G, or ',' or ';' after "
-             "the size range");
+        char last = p->text[p->pos - 1];
+        if (last == '-')
+            fail(p, p->pos, "a size after '-', or ',' or ';'");
+        else if (last >= '0' && last <= '9')
+            fail(p, p->pos,
+                 "a digit, a size suffix k, M or G, or ',' or "
+                 "';' after the size");
+        else
+            fail(p, p->pos, "',' or ';' after the size range");
         return -1;
     }
     if (min > max) {

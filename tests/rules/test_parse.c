@@ -66,9 +66,11 @@ static const bad_input bad_inputs[] = {
       "a size range after 'size:' (MIN-MAX; either end "
       "may be left out)" },
     { "keys=size:10x", 13,
-      "a size suffix k, M or G, or ',' or ';' after the size range" },
+      "a digit, a size suffix k, M or G, or ',' or ';' after the size" },
     { "keys=size:1k-2q", 15,
-      "a size suffix k, M or G, or ',' or ';' after the size range" },
+      "a digit, a size suffix k, M or G, or ',' or ';' after the size" },
+    { "keys=size:9-x", 13, "a size after '-', or ',' or ';'" },
+    { "keys=size:1k-2kb", 16, "',' or ';' after the size range" },
     { "keys=size:99999999999999999999", 11, "a size below 2^64" },
     { "keys=size:1-20000000000G", 13, "a size below 2^64" },
     { "default=*", 1,
