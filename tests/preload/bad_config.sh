@@ -1,6 +1,7 @@
 #!/bin/sh
 # A malformed SMP_POOL_SCOPE or SMP_OPTIONS: one line on stderr naming the
-# variable, and the program does not start (exit status 1) unless
+# variable (for SMP_POOL_SCOPE followed by the text and a caret under the
+# position), and the program does not start (exit status 1) unless
 # SMP_OPTIONS says config_errors=warn. help=1 lists the options instead of
 # running the program.
 # usage: bad_config.sh LIBSMP_PRELOAD PROGRAM [ARG...]
@@ -16,12 +17,15 @@ expect() {
     env "$1=$2" $4 LD_PRELOAD="$preload" $command >"$tmp/out" 2>"$tmp/err"
     status=$?
     lines=$(wc -l <"$tmp/err")
+    want=1
+    [ "$1" = SMP_POOL_SCOPE ] && want=3
     if [ "$status" -ne "$3" ]; then
         echo "$1='$2': exit status $status, expected $3"
         failed=1
     fi
-    if [ "$lines" -ne 1 ] || ! grep -q "^smp: $1" "$tmp/err"; then
-        echo "$1='$2': expected one line naming $1 on stderr, got:"
+    if [ "$lines" -ne "$want" ] || ! head -n 1 "$tmp/err" | grep -q "^smp: $1" ||
+        { [ "$want" -eq 3 ] && ! tail -n 1 "$tmp/err" | grep -q '^smp: *\^$'; }; then
+        echo "$1='$2': expected $want line(s) naming $1 on stderr, got:"
         cat "$tmp/err"
         failed=1
     fi
