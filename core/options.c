@@ -15,20 +15,26 @@
 #include "log.h"
 #include "options.h"
 #include "smp/smp.h"
+#include "rules.h"
 #include "stack.h"
 
-/* Initialised, so that a runtime that never parsed still has defaults. */
-static const smpi_options defaults = {
-    .detect_leaks = 1,
-    .exitcode = 23,
-    .print_suppressions = 1,
-    .malloc_context_size = 30,
-    .mlock = SMP_MLOCK_TRY,
-    .scope_exit = SMP_SCOPE_EXIT_WIPE,
-    .config_errors = SMPI_CONFIG_ERRORS_EXIT,
-};
+/* A macro: C allows only constant expressions in a static initialiser. */
+#define DEFAULTS                                   \
+    {                                              \
+        .detect_leaks = 1,                         \
+        .exitcode = 23,                            \
+        .print_suppressions = 1,                   \
+        .malloc_context_size = 30,                 \
+        .fn_depth = SMPI_RULES_DEPTH_DEFAULT,      \
+        .mlock = SMP_MLOCK_TRY,                    \
+        .scope_exit = SMP_SCOPE_EXIT_WIPE,         \
+        .config_errors = SMPI_CONFIG_ERRORS_EXIT,  \
+    }
 
-smpi_options smpi_opt = defaults;
+static const smpi_options defaults = DEFAULTS;
+
+/* Initialised, so that a runtime that never parsed still has defaults. */
+smpi_options smpi_opt = DEFAULTS;
 
 enum kind { BOOL, INT, PATH, CHOICE };
 
@@ -64,6 +70,8 @@ static const option options[] = {
     { "malloc_context_size", INT, AT(malloc_context_size), 0,
       SMPI_STACK_DEPTH_MAX, 0, "30",
       "frames kept per allocation stack (0: capture no stacks)" },
+    { "fn_depth", INT, AT(fn_depth), 1, SMPI_RULES_DEPTH_MAX, 0, "32",
+      "frames an fn: rule of SMP_POOL_SCOPE looks at" },
     { "report_reachable", BOOL, AT(report_reachable), 0, 1, 0, "0",
       "also list blocks still reachable at exit" },
     { "print_stats", BOOL, AT(print_stats), 0, 1, 0, "0",
@@ -280,6 +288,7 @@ void smpi_options_reopen_log(void)
 static void apply(void)
 {
     smpi_log_verbosity = smpi_opt.verbosity;
+    smpi_rules_depth = smpi_opt.fn_depth;
     smp_set_mlock_policy((smp_mlock_policy)smpi_opt.mlock);
     smp_set_scope_exit_policy((smp_scope_exit_policy)smpi_opt.scope_exit);
 }

@@ -20,6 +20,7 @@ typedef struct smpi_options {
     char suppressions[PATH_MAX];
     int print_suppressions;
     int malloc_context_size;
+    int fn_depth;     /* frames an fn: rule looks at */
     int report_reachable;
     int print_stats;
     int max_leaks;

@@ -69,6 +69,18 @@ rules_preload(stripped_static keys=fn:copy_bytes STRIPPED
 rules_preload(unstripped_static keys=fn:copy_bytes
     secret=heap copy=pool other=heap)
 
+# fn_depth counts the allocator's caller as the first frame: load_secret
+# calls malloc itself (one frame) or through copy_bytes (two frames).
+rules_preload(fn_depth_one keys=fn:load_secret OPTIONS fn_depth=1
+    secret=pool copy=heap other=heap)
+rules_preload(fn_depth_two keys=fn:load_secret OPTIONS fn_depth=2
+    secret=pool copy=pool other=heap)
+rules_preload(fn_depth_bad keys=fn:load_secret OPTIONS fn_depth=0
+    secret=pool
+    REGEX "^smp: SMP_OPTIONS: bad value '0' for option 'fn_depth'")
+set_tests_properties(rules_preload_fn_depth_bad PROPERTIES
+    FAIL_REGULAR_EXPRESSION "rules_prog")
+
 # A bad rule: by default the program does not start at all; with
 # config_errors=warn it runs with the good rules.
 rules_preload(bad_rule_refuses "keys=fn:load_secret|tls=lib:" secret=pool
