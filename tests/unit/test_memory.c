@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "region.h"
 #include "smp/smp.h"
 #include "testutil.h"
 
@@ -254,4 +255,21 @@ Test(memory, a_freed_large_block_leaves_no_data_behind)
         smp_free(large);
         expect_no_data(large, sizes[i], "a freed large block");
     }
+}
+
+/*
+ * Ownership checks keep the region's base in registers and on stacks; a
+ * block there would look reachable to the leak scan from those copies.
+ */
+Test(memory, no_block_starts_at_the_region_base)
+{
+    smp_pool *pool = smp_pool_create("first");
+    void *small = smp_alloc(pool, 24);
+    void *large = smp_alloc(pool, 1 << 20);
+
+    cr_assert(small && large);
+    cr_assert_neq((uintptr_t)small, smpi_region_base);
+    cr_assert_neq((uintptr_t)large, smpi_region_base);
+    cr_assert(smp_owns(small) && smp_owns(large));
+    smp_pool_destroy(pool);
 }
