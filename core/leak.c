@@ -634,9 +634,12 @@ static int classify(collect *c, scratch *work, scratch *maps,
     m.work = work->p;
 
     add_exclude(&r, smpi_region_base, smpi_region_base + smpi_region_size);
-    /* it points at the first chunk, which may start with a live block */
-    add_exclude(&r, (uintptr_t)&smpi_region_base,
-                (uintptr_t)(&smpi_region_base + 1));
+    /*
+     * glibc fills all of an old sigaction's 128-byte mask, most of it from
+     * its own stack: stale words the scan itself put there, not roots.
+     */
+    add_exclude(&r, (uintptr_t)&old_segv, (uintptr_t)(&old_segv + 1));
+    add_exclude(&r, (uintptr_t)&old_bus, (uintptr_t)(&old_bus + 1));
     smpi_meta_foreach_range(exclude_meta, &r);
     /* the region's page map holds bookkeeping pointers only */
     add_exclude(&r, (uintptr_t)smpi_page_map,
