@@ -197,6 +197,31 @@ static Dwfl_Module *dead_module(module *m, uintptr_t addr)
     return dwfl_addrmodule(m->dead, addr);
 }
 
+/*
+ * libdw finds an address's unit through .debug_aranges, which clang does
+ * not emit unless asked (-gdwarf-aranges): without it, ask each unit in
+ * turn whether its ranges hold the address. Reports symbolize tens of
+ * frames, so the linear walk costs little.
+ */
+static void scan_units(Dwfl_Module *mod, uintptr_t addr, smpi_frame *out)
+{
+    Dwarf_Die *unit = NULL;
+    Dwarf_Addr bias;
+
+    while ((unit = dwfl_module_nextcu(mod, unit, &bias)) != NULL) {
+        Dwarf_Line *line;
+
+        if (dwarf_haspc(unit, addr - bias) != 1)
+            continue;
+        line = dwarf_getsrc_die(unit, addr - bias);
+        if (line) {
+            out->file = dwarf_linesrc(line, NULL, NULL);
+            dwarf_lineno(line, &out->line);
+        }
+        return;
+    }
+}
+
 void smpi_symbolize(uintptr_t return_address, smpi_frame *out)
 {
     uintptr_t addr = return_address - 1;
@@ -220,4 +245,6 @@ void smpi_symbolize(uintptr_t return_address, smpi_frame *out)
     line = dwfl_module_getsrc(mod, addr);
     if (line)
         out->file = dwfl_lineinfo(line, NULL, &out->line, NULL, NULL, NULL);
+    else
+        scan_units(mod, addr, out);
 }
