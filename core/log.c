@@ -27,6 +27,7 @@ void smpi_log_write(const char *text, unsigned long len)
     errno = saved;
 }
 
+__attribute__((format(printf, 1, 0)))
 static void vlog(const char *fmt, va_list ap)
 {
     char line[1024];

@@ -5,7 +5,8 @@ add_executable(rules_prog prog.c)
 target_include_directories(rules_prog PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(rules_prog PRIVATE _GNU_SOURCE
     RULES_PLUGIN="$<TARGET_FILE:rules_plugin>")
-target_compile_options(rules_prog PRIVATE -g -fno-ipa-icf)
+target_compile_options(rules_prog PRIVATE -g
+    $<$<C_COMPILER_ID:GNU>:-fno-ipa-icf>)
 target_link_libraries(rules_prog PRIVATE rules_helper smp_warnings
     Threads::Threads ${CMAKE_DL_LIBS})
 set_target_properties(rules_prog PROPERTIES ENABLE_EXPORTS ON)
