@@ -114,6 +114,8 @@ typedef struct table {
     uint64_t has_caller;
     uint64_t has_lib;
     uint64_t has_fn;
+    /* the pool of a first live rule that takes everything ('*'), or -1 */
+    int always;
     unsigned long generation;
     interval *iv;
     size_t niv;
@@ -741,6 +743,7 @@ static void fn_bounds(const spans *s, table *t)
 {
     uintptr_t lo = UINTPTR_MAX, hi = 0;
 
+
     for (size_t i = 0; i < s->n; i++) {
         if (s->v[i].kind != KIND_FN)
             continue;
@@ -751,6 +754,21 @@ static void fn_bounds(const spans *s, table *t)
     }
     t->fn_lo = lo;
     t->fn_span = hi > lo ? hi - lo : 0;
+}
+
+/* 'all=*' first: every allocation goes there without a look-up. */
+static int first_takes_all(const table *t)
+{
+    uint64_t bit, conditional = t->has_caller | t->has_lib | t->has_fn;
+    unsigned r;
+
+    if (!t->live)
+        return -1;
+    r = (unsigned)__builtin_ctzll(t->live);
+    bit = (uint64_t)1 << r;
+    if ((conditional & bit) || t->rules[r].nsizes)
+        return -1;
+    return t->rules[r].pool;
 }
 
 static table *build_table(const ruleset *rs)
@@ -792,6 +810,7 @@ static table *build_table(const ruleset *rs)
         if (ru->kinds & (1u << KIND_FN))
             t->has_fn |= bit;
     }
+    t->always = first_takes_all(t);
     return t;
 }
 
@@ -951,6 +970,8 @@ int smpi_rules_match(size_t size, uintptr_t caller)
 
     if (!t || !t->live)
         return -1;
+    if (t->always >= 0)
+        return t->always;
     uint64_t candidates = t->live;
     if (candidates & (t->has_caller | t->has_lib | t->has_fn)) {
         lk = lookup(t, caller);

@@ -50,6 +50,13 @@ void smpi_foreach_thread(void (*fn)(smpi_thread *t, void *ctx), void *ctx);
 /* This thread's instance of the pool of rule index rule. */
 smp_pool *smpi_rule_pool(unsigned rule, const char *name);
 
+/* The same once made: NULL before the thread's first use of it. */
+static inline smp_pool *smpi_rule_pool_of(const smpi_thread *t,
+                                          unsigned rule)
+{
+    return t && rule < SMPI_RULES_MAX ? t->rule_pools[rule] : 0;
+}
+
 /* The pool a routed allocation goes to when a scope is open, else NULL. */
 static inline smp_pool *smpi_scope_pool(void)
 {

@@ -57,6 +57,9 @@ rule_pool(size_t size, uintptr_t caller)
     smpi_guard = 1;
     index = smpi_rules_match(size, caller);
     if (index >= 0)
+        pool = smpi_rule_pool_of(smpi_self, (unsigned)index);
+    /* the thread's first allocation for this rule makes its instance */
+    if (index >= 0 && !pool)
         pool = smpi_rule_pool((unsigned)index, smpi_rules_pool_name(index));
     smpi_guard = 0;
     return pool;

@@ -159,6 +159,23 @@ Test(match, first_rule_wins_across_kinds)
     cr_expect_eq(static_caller(), -1);
 }
 
+Test(match, a_star_takes_what_earlier_rules_leave)
+{
+    load("all=*;keys=caller:direct_caller");
+    cr_expect_eq(direct_caller(), 0, "the first rule takes everything");
+    cr_expect_eq(outer_fn(), 0);
+
+    load("keys=caller:direct_caller;all=*");
+    cr_expect_eq(direct_caller(), 0);
+    cr_expect_eq(static_caller(), 1);
+
+    load("small=*,size:-32;all=*");
+    probe_size = 16;
+    cr_expect_eq(static_caller(), 0);
+    probe_size = 200;
+    cr_expect_eq(static_caller(), 1, "a size limits a '*' rule too");
+}
+
 Test(match, lib_of_a_linked_library)
 {
     load("keys=lib:librulestest.so");
