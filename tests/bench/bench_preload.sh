@@ -9,22 +9,24 @@
 #
 # Workloads: python3 (PYTHONMALLOC=malloc) building, serializing and
 # parsing 300,000 small objects; sqlite3 running 200,000 INSERT statements
-# into an in-memory table. Whole-program wall time by hyperfine (median of
-# RUNS runs after a warm-up) and CPU time (user + system, mean), which a
-# machine busy with other work disturbs less; peak RSS by /usr/bin/time
-# (median of three).
+# into an in-memory table. compare.py runs the configurations in
+# interleaved rounds (RUNS of them) and prints median wall time, least and
+# median CPU time and median peak RSS, with ratios from the least CPU
+# time: on a machine shared with other work, single runs vary by 10% or
+# more. When valgrind is there the script also counts instructions
+# (callgrind) on a tenth of each workload: a figure that contention does
+# not move.
 #
 # usage: bench_preload.sh BUILD_DIR [RUNS]
 set -e
 build=${1:?usage: bench_preload.sh BUILD_DIR [RUNS]}
-runs=${2:-5}
+runs=${2:-7}
 here=$(cd "$(dirname "$0")" && pwd)
 preload=$(cd "$build" && pwd)/preload/libsmp_preload.so
 mimalloc=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
 python=/usr/bin/python3
 
 [ -f "$preload" ] || { echo "no $preload: build first"; exit 1; }
-command -v hyperfine >/dev/null || { echo "hyperfine is needed"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -46,6 +48,10 @@ awk 'BEGIN {
     print "SELECT count(*), sum(v) FROM t;"
 }' >"$tmp/inserts.sql"
 
+sed 's/range(300000)/range(30000)/' "$tmp/work.py" >"$tmp/work-small.py"
+sed -n '1,20002p' "$tmp/inserts.sql" >"$tmp/inserts-small.sql"
+echo 'COMMIT;' >>"$tmp/inserts-small.sql"
+
 cc -O2 -fno-builtin -o "$tmp/pair" "$here/bench_preload_pair.c"
 
 # env prefixes per configuration, in table order
@@ -60,57 +66,67 @@ env_of() {
     esac
 }
 
-workload_cmd() {
-    case $1 in
-    python) echo "$python $tmp/work.py" ;;
-    sqlite) echo "sqlite3 :memory: \".read $tmp/inserts.sql\"" ;;
-    esac
-}
-
-peak_rss() { # median of three, KiB
-    for i in 1 2 3; do
-        sh -c "/usr/bin/time -f %M $1 >/dev/null 2>$tmp/rss.err" \
-            2>/dev/null || true
-        tail -n 1 "$tmp/rss.err"
-    done | sort -n | sed -n 2p
-}
-
-for w in python sqlite; do
-    set --
-    for c in $configs; do
-        set -- "$@" -n "$c" "$(env_of "$c") PYTHONMALLOC=malloc $(workload_cmd "$w")"
-    done
-    hyperfine -N --style none --warmup 1 --runs "$runs" \
-        --export-json "$tmp/$w.json" "$@" >/dev/null
-    for c in $configs; do
-        echo "$w $c $(peak_rss "$(env_of "$c") PYTHONMALLOC=malloc $(workload_cmd "$w")")"
-    done >"$tmp/$w.rss"
-done
+# the whole-program comparison, as a spec for compare.py
+"$python" - "$tmp" "$runs" "$preload" "$mimalloc" $configs \
+    >"$tmp/spec.json" <<'EOF'
+import json, sys
+tmp, runs, preload, mimalloc, configs = (sys.argv[1], int(sys.argv[2]),
+                                         sys.argv[3], sys.argv[4],
+                                         sys.argv[5:])
+envs = {"plain": {"LD_PRELOAD": None},
+        "idle": {"LD_PRELOAD": preload},
+        "all": {"LD_PRELOAD": preload, "SMP_POOL_SCOPE": "all=*",
+                "SMP_OPTIONS": "malloc_context_size=0:detect_leaks=0"},
+        "mimalloc": {"LD_PRELOAD": mimalloc}}
+json.dump({"runs": runs, "baseline": "plain",
+           "configs": [[c, envs[c]] for c in configs],
+           "workloads": [
+               ["python", ["/usr/bin/python3", tmp + "/work.py"], None,
+                {"PYTHONMALLOC": "malloc"}],
+               ["sqlite", ["sqlite3", ":memory:"], tmp + "/inserts.sql", {}]],
+           "ratios": [["idle", "plain", "1.02"],
+                      ["all", "plain", "1.2, RSS 1.3"]]}, sys.stdout)
+EOF
+"$python" "$here/compare.py" "$tmp/spec.json"
 
 for c in $configs; do
     echo "$c $($(env_of "$c") "$tmp/pair" | tr '\n' ' ')"
 done >"$tmp/pair.txt"
 
+# instructions of the whole process tree, as callgrind counts them
+instructions() {
+    valgrind --tool=callgrind --trace-children=yes \
+        --callgrind-out-file="$tmp/cg.%p" "$@" 2>&1 >/dev/null |
+        awk '/Collected/ { n = $4 } END { print n }'
+    rm -f "$tmp"/cg.*
+}
+: >"$tmp/ir.txt"
+if command -v valgrind >/dev/null; then
+    for c in $configs; do
+        echo "python $c $(instructions $(env_of "$c") PYTHONMALLOC=malloc \
+            "$python" "$tmp/work-small.py")" >>"$tmp/ir.txt"
+        echo "sqlite $c $(instructions $(env_of "$c") sqlite3 :memory: \
+            ".read $tmp/inserts-small.sql")" >>"$tmp/ir.txt"
+    done
+fi
+
 "$python" - "$tmp" $configs <<'EOF'
-import json, sys
+import sys
 tmp, configs = sys.argv[1], sys.argv[2:]
-print("whole program: median wall time and mean CPU time (s), peak RSS "
-      "(MiB); ratios against plain")
-print("%-7s %-9s %7s %7s %7s %7s %8s %7s" % ("program", "config", "wall",
-      "ratio", "cpu", "ratio", "peak RSS", "ratio"))
-for w in ("python", "sqlite"):
-    res = {r["command"]: r for r in json.load(open(f"{tmp}/{w}.json"))["results"]}
-    cpu = {c: r["user"] + r["system"] for c, r in res.items()}
-    rss = {}
-    for line in open(f"{tmp}/{w}.rss"):
-        _, c, kib = line.split()
-        rss[c] = int(kib)
-    for c in configs:
-        r = res[c]
-        print("%-7s %-9s %7.3f %6.3fx %7.3f %6.3fx %8.1f %6.3fx" % (
-            w, c, r["median"], r["median"] / res["plain"]["median"],
-            cpu[c], cpu[c] / cpu["plain"], rss[c] / 1024,
-            rss[c] / rss["plain"]))
+ir = {}
+for line in open(f"{tmp}/ir.txt"):
+    w, c, n = line.split()
+    ir[w, c] = int(n)
+if ir:
+    print()
+    print("instructions (callgrind) on a tenth of each workload; ratios "
+          "against plain")
+    print("%-7s %-9s %14s %7s" % ("program", "config", "instructions",
+                                  "ratio"))
+    for w in ("python", "sqlite"):
+        for c in configs:
+            print("%-7s %-9s %14d %6.3fx" % (w, c, ir[w, c],
+                                           ir[w, c] / ir[w, "plain"]))
 print()
 print("malloc+free pair: best CPU ns per pair of 31 rounds; "
       "ratios against plain")
