@@ -1,21 +1,34 @@
 #!/bin/bash
 # Whole-program cost of leak checking, side by side: each program runs
-# plain, under LeakSanitizer (Debian's liblsan0, started by a tiny
-# preloaded object since a bare LD_PRELOAD of liblsan crashes sqlite3 and
-# git), and under smp with every allocation routed and stacks on
-# (SMP_POOL_SCOPE='all=*', default malloc_context_size). Both leak
-# checkers report at exit. Prints the best wall time of RUNS runs and the
-# peak RSS of that run, then the cost of one stack capture by method.
+#
+#   plain   no preload
+#   lsan    LeakSanitizer (Debian's liblsan0, started by a tiny preloaded
+#           object since a bare LD_PRELOAD of liblsan crashes sqlite3 and
+#           git), its defaults: stacks on, the leak check at exit
+#   smp     libsmp_preload.so with every allocation routed and stacks on
+#           (SMP_POOL_SCOPE='all=*', default malloc_context_size), the
+#           leak check at exit
+#   smp-2   the same with malloc_context_size=2: on programs built without
+#           frame pointers (Debian's), LeakSanitizer's fast unwinder stops
+#           after the first frame, so its reports show malloc and one
+#           caller; this is smp at that depth
+#
+# on sqlite3 (200,000 inserts), git log -p on this tree and python3
+# (PYTHONMALLOC=malloc) building and parsing JSON. compare.py interleaves
+# the runs and prints wall, CPU and peak RSS with ratios from the least CPU
+# time. Then the leak scan's own speed: seconds per GiB read, from the
+# JSON report of a program holding 1 GiB of pool blocks, and the cost of
+# one stack capture by method.
 #
 # usage: tests/bench/bench_reports.sh [BUILD_DIR] [RUNS]
 #   BUILD_DIR  a configured and built tree (default: build)
-#   RUNS       runs per program and set-up (default: 3)
+#   RUNS       interleaved rounds (default: 7)
 #   SMP_BENCH_GIT_REPO  repository for "git log" (default: this tree)
-set -u
+set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
-build=$(cd "${1:-$src/build}" && pwd) || exit 1
-runs=${2:-3}
+build=$(cd "${1:-$src/build}" && pwd)
+runs=${2:-7}
 preload=$build/preload/libsmp_preload.so
 lsan=/usr/lib/x86_64-linux-gnu/liblsan.so.0
 repo=${SMP_BENCH_GIT_REPO:-$src}
@@ -28,13 +41,15 @@ for f in "$preload" "$lsan" "$build/core/libsmp.a"; do
 done
 
 # LeakSanitizer must initialise before the program's first allocation.
-printf 'void __lsan_init(void);\n__attribute__((constructor)) static void start(void) { __lsan_init(); }\n' >"$work/lsan_init.c"
-cc -shared -fPIC -o "$work/lsan_init.so" "$work/lsan_init.c" || exit 1
+printf 'void __lsan_init(void);\n%s\n' \
+    '__attribute__((constructor)) static void start(void) { __lsan_init(); }' \
+    >"$work/lsan_init.c"
+cc -shared -fPIC -o "$work/lsan_init.so" "$work/lsan_init.c"
 cc -O2 -std=gnu11 -D_GNU_SOURCE -I"$src/core" -I"$src/core/include" \
     -o "$work/bench_stacks" "$here/bench_stacks.c" "$build/core/libsmp.a" \
-    $(pkg-config --libs libunwind libdw libelf) -lpthread || exit 1
+    $(pkg-config --libs libunwind libdw libelf) -lpthread
+cc -O2 -o "$work/bench_scan" "$here/bench_scan.c"
 
-# 200,000 inserts in one transaction
 $py -c "
 print('CREATE TABLE t(a INTEGER, b TEXT, c REAL);')
 print('BEGIN;')
@@ -42,51 +57,57 @@ for i in range(200000):
     print(f\"INSERT INTO t VALUES({i}, 'row-{i}-text', {i * 0.5});\")
 print('COMMIT;')
 print('SELECT count(*), sum(a) FROM t;')" >"$work/inserts.sql"
-pyprog='import json
+cat >"$work/work.py" <<'EOF'
+import json
 rows = [{"id": i, "name": "n%d" % i, "tags": [i, str(i)]} for i in range(200000)]
 text = json.dumps(rows)
-assert len(json.loads(text)) == len(rows)'
+assert len(json.loads(text)) == len(rows)
+EOF
 
-cmd_sqlite=(sqlite3 :memory: ".read $work/inserts.sql")
-cmd_git=(git -C "$repo" log -p --stat)
-cmd_python=(env PYTHONMALLOC=malloc "$py" -c "$pyprog")
+$py - "$work" "$runs" "$preload" "$lsan $work/lsan_init.so" "$repo" \
+    >"$work/spec.json" <<'EOF'
+import json, sys
+work, runs, preload, lsan, repo = sys.argv[1:]
+json.dump({
+    "runs": int(runs), "baseline": "plain",
+    "configs": [
+        ["plain", {"LD_PRELOAD": None}],
+        ["lsan", {"LD_PRELOAD": lsan,
+                  "LSAN_OPTIONS": "exitcode=0:log_path=" + work + "/lsan"}],
+        ["smp", {"LD_PRELOAD": preload, "SMP_POOL_SCOPE": "all=*",
+                 "SMP_OPTIONS": "exitcode=0:log_path=" + work + "/smp"}],
+        ["smp-2", {"LD_PRELOAD": preload, "SMP_POOL_SCOPE": "all=*",
+                   "SMP_OPTIONS": "exitcode=0:malloc_context_size=2:"
+                                  "log_path=" + work + "/smp"}]],
+    "workloads": [
+        ["sqlite", ["sqlite3", ":memory:"], work + "/inserts.sql", {}],
+        ["git", ["git", "-C", repo, "log", "-p", "--stat"], None, {}],
+        ["python", ["/usr/bin/python3", work + "/work.py"], None,
+         {"PYTHONMALLOC": "malloc"}]],
+    "ratios": [["smp", "lsan", "1.0, RSS 1.0"],
+               ["smp-2", "lsan", "1.0, RSS 1.0"]]}, sys.stdout)
+EOF
+$py "$here/compare.py" "$work/spec.json"
 
-# prints "seconds KiB" for the best of $runs runs of "$@" under setup $1
-measure() {
-    local setup=$1 best="" line
-    shift
-    for _ in $(seq "$runs"); do
-        case $setup in
-        plain) /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>&1 ;;
-        lsan) LD_PRELOAD="$lsan $work/lsan_init.so" \
-              LSAN_OPTIONS=exitcode=0:log_path="$work/lsan" \
-              /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>&1 ;;
-        smp) LD_PRELOAD="$preload" SMP_POOL_SCOPE='all=*' \
-             SMP_OPTIONS="exitcode=0:log_path=$work/smp" \
-             /usr/bin/time -f "%e %M" -o "$work/t" "$@" >/dev/null 2>&1 ;;
-        esac
-        line=$(tail -1 "$work/t")
-        if [ -z "$best" ] || awk -v a="$line" -v b="$best" \
-            'BEGIN { split(a, x, " "); split(b, y, " "); exit !(x[1] < y[1]) }'; then
-            best=$line
-        fi
-    done
-    echo "$best"
-}
-
-printf '%-8s %16s %16s %16s %9s %9s %9s\n' program plain lsan smp \
-    lsan/pl smp/pl smp/lsan
-for prog in sqlite git python; do
-    declare -n cmd=cmd_$prog
-    read -r pt pr <<<"$(measure plain "${cmd[@]}")"
-    read -r lt lr <<<"$(measure lsan "${cmd[@]}")"
-    read -r st sr <<<"$(measure smp "${cmd[@]}")"
-    unset -n cmd
-    printf '%-8s %7ss %6sMB %7ss %6sMB %7ss %6sMB %8.2fx %8.2fx %8.2fx\n' \
-        "$prog" "$pt" "$((pr / 1024))" "$lt" "$((lr / 1024))" "$st" \
-        "$((sr / 1024))" "$(echo "$lt / $pt" | bc -l)" \
-        "$(echo "$st / $pt" | bc -l)" "$(echo "$st / $lt" | bc -l)"
+echo
+echo "the leak scan at exit: 1 GiB of 1 KiB pool blocks, 7/8 reachable"
+for i in 1 2 3; do
+    LD_PRELOAD=$preload SMP_POOL_SCOPE='all=*' \
+        SMP_OPTIONS="exitcode=0:max_leaks=1:json=$work/scan$i" \
+        "$work/bench_scan" 1024 2>/dev/null
 done
+$py - "$work" <<'EOF'
+import glob, json, sys
+for path in sorted(glob.glob(sys.argv[1] + "/scan*.*")):
+    report = json.load(open(path))
+    s = report["summary"]
+    pools = sum(p["live_bytes"] for p in report["pools"])
+    print("  pools %.2f GiB, read as roots and reachable blocks %.2f GiB:"
+          " %.3f s; %.3f s per GiB of pools (target <= 1)"
+          % (pools / 2**30, s["root_bytes"] / 2**30, s["scan_seconds"],
+             s["scan_seconds"] / (pools / 2**30)))
+EOF
+
 echo
 echo "one stack capture, 30 frames kept (bench_stacks):"
 "$work/bench_stacks" 300000
