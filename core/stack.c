@@ -1,10 +1,12 @@
 /*
  * Stack capture and the stack depot.
  *
- * Capture uses unw_backtrace: libunwind's per-thread trace cache makes it
- * the cheapest exact walk available here (a unw_step loop or libgcc's
- * _Unwind_Backtrace costs about 0.7 us a frame on these machines; see
- * tests/bench/bench_stacks.c). Neither calls malloc.
+ * Stacks are walked by walk.c, with the unwind rules of each return
+ * address and the thread's memory of its recent stacks; the frames it
+ * does not cover go to libunwind's unw_backtrace, which is exact
+ * everywhere but costs several times more. Neither calls malloc. A stack
+ * the thread walked before keeps its depot id, so capturing it again
+ * costs the walk's check and no depot look-up.
  *
  * The depot keeps each distinct stack once. Records live in 1 MiB chunks
  * of bookkeeping memory and hang off a fixed table of hash chains; both
@@ -20,8 +22,7 @@
 #include "meta.h"
 #include "options.h"
 #include "stack.h"
-#include "thread.h"
-#include "unwind.h"
+#include "walk.h"
 
 #define CHUNK_SHIFT 20
 #define CHUNK_SIZE ((size_t)1 << CHUNK_SHIFT)
@@ -183,446 +184,6 @@ static uint32_t depot_put(const uintptr_t *pcs, int n)
     }
 }
 
-/* ---- walking ---- */
-
-/*
- * Frames are walked with the rules of smpi_unwind_rule: a table look-up
- * and two loads a frame, where unw_backtrace spends about 8 ns. Every
- * load stays inside the thread's stack; a frame the rules do not cover
- * (a signal frame, code without unwind tables, another stack) sends the
- * whole capture to libunwind instead, so the result never changes.
- */
-typedef struct frame_state {
-    uintptr_t ip, sp, rbp; /* ip: a return address; sp: the caller's */
-} frame_state;
-
-static __thread uintptr_t stack_lo SMPI_TLS, stack_hi SMPI_TLS;
-
-static void find_stack(void)
-{
-    pthread_attr_t attr;
-    void *lo;
-    size_t size;
-
-    stack_hi = 1; /* tried: a failure is not retried on every capture */
-    if (pthread_getattr_np(pthread_self(), &attr) != 0)
-        return;
-    if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
-        stack_lo = (uintptr_t)lo;
-        stack_hi = (uintptr_t)lo + size;
-    }
-    pthread_attr_destroy(&attr);
-}
-
-static int on_stack(uintptr_t at)
-{
-    return at >= stack_lo && at + sizeof(uintptr_t) <= stack_hi;
-}
-
-static uintptr_t word_at(uintptr_t base, int off)
-{
-    return *(const uintptr_t *)(base + (uintptr_t)(intptr_t)off);
-}
-
-/*
- * Each thread keeps the frames of its last few walks, outermost first. A
- * new walk goes up from the innermost frame until it reaches a frame of
- * a kept walk with the same return address and stack pointer. From there
- * on the walk is a function of rbp and of the memory it would read: the
- * return addresses and saved rbp values of the older frames. When each of
- * those words still holds what the kept walk read, the older frames are
- * the kept ones, exactly, and are taken without a rule look-up.
- */
-#define CHAIN_MAX (2 * SMPI_STACK_DEPTH_MAX + 2)
-/*
- * Chains kept per thread. One measured best (sqlite3, 200k inserts):
- * stacks rarely meet an older walk at the same depth, so more chains
- * cost more in checks and copies than they save in rule look-ups.
- */
-#define CHAINS 1
-#define NEAR_RULES 256 /* a power of two */
-
-typedef struct chain {
-    int n;        /* frames held: f[0] outermost, f[n - 1] innermost */
-    int complete; /* f[0] is the outermost frame of the stack */
-    unsigned used; /* when it last served a walk */
-    frame_state f[CHAIN_MAX];
-    smpi_frame_rule r[CHAIN_MAX]; /* how f[i] steps to f[i - 1] */
-} chain;
-
-typedef struct near_rule {
-    uintptr_t ip;
-    smpi_frame_rule r;
-    int bad;
-} near_rule;
-
-typedef struct history {
-    int busy;     /* a signal handler's capture must not use it */
-    unsigned generation;
-    unsigned clock;
-    chain chains[CHAINS];
-    /* the rules this thread used last: the shared table is larger and
-       colder, and costs a cache miss or two a frame */
-    near_rule near[NEAR_RULES];
-} history;
-
-static __thread history *my_history SMPI_TLS;
-static pthread_key_t history_key;
-static pthread_once_t history_once = PTHREAD_ONCE_INIT;
-
-static void history_free(void *h)
-{
-    my_history = NULL;
-    smpi_meta_free(h, sizeof(history));
-}
-
-static void history_key_make(void)
-{
-    pthread_key_create(&history_key, history_free);
-}
-
-static history *history_get(void)
-{
-    history *h = my_history;
-
-    if (h)
-        return h;
-    h = smpi_meta_alloc(sizeof *h);
-    if (!h)
-        return NULL;
-    pthread_once(&history_once, history_key_make);
-    pthread_setspecific(history_key, h);
-    my_history = h;
-    return h;
-}
-
-/* The rule for ip, from the thread's own cache when it has it. */
-static inline __attribute__((always_inline)) int
-rule_of(history *h, uintptr_t ip, smpi_frame_rule *r)
-{
-    near_rule *n;
-
-    if (!h)
-        return smpi_unwind_rule(ip, r);
-    n = &h->near[(ip ^ (ip >> 9)) & (NEAR_RULES - 1)];
-    if (n->ip != ip) {
-        n->bad = smpi_unwind_rule(ip, &n->r);
-        n->ip = ip;
-    }
-    *r = n->r;
-    return n->bad;
-}
-
-/*
- * Moves f to the caller's frame, leaving the rule used in r: 0, 1 when f
- * was the outermost frame, 2 when the caller's return address is zero,
- * -1 when the rule is unsupported.
- */
-static inline __attribute__((always_inline)) int
-apply(frame_state *f, const smpi_frame_rule *r)
-{
-    uintptr_t ip, sp = f->sp, rbp = f->rbp, cfa;
-
-    if (r->last)
-        return 1;
-    cfa = (r->cfa_rbp ? rbp : sp) + (uintptr_t)(intptr_t)r->cfa_off;
-    if (cfa <= sp || !on_stack(cfa + (uintptr_t)(intptr_t)r->ra_off) ||
-        (r->rbp_saved && !on_stack(cfa + (uintptr_t)(intptr_t)r->rbp_off)))
-        return -1;
-    ip = word_at(cfa, r->ra_off);
-    if (r->rbp_saved)
-        rbp = word_at(cfa, r->rbp_off);
-    *f = (frame_state){ ip, cfa, rbp };
-    return ip ? 0 : 2;
-}
-
-static inline __attribute__((always_inline)) int
-step(history *h, frame_state *f, smpi_frame_rule *r)
-{
-    if (rule_of(h, f->ip, r))
-        return -1;
-    return apply(f, r);
-}
-
-/*
- * How far down from f[a] do the words read by the steps still hold what
- * the walk read when it filled the chain? Returns the lowest index m,
- * at least a - count + 1, such that f[a..m] are frames of this stack.
- * rbp is part of a frame's state, but code built without frame pointers
- * uses it as an ordinary register: a different value only matters to a
- * rule that finds the CFA through rbp before a frame restores rbp.
- */
-static int still_valid(const chain *c, int a, int count, int rbp_same)
-{
-    int m;
-
-    for (m = a; m > a - count + 1; m--) {
-        const smpi_frame_rule *r = &c->r[m];
-        const frame_state *older = &c->f[m - 1];
-
-        if ((r->cfa_rbp && !rbp_same) ||
-            word_at(older->sp, r->ra_off) != older->ip)
-            return m;
-        if (r->rbp_saved) {
-            if (word_at(older->sp, r->rbp_off) != older->rbp)
-                return m;
-            rbp_same = 1;
-        }
-    }
-    return m;
-}
-
-/*
- * The kept frames f[a - count + 1 .. a] take this walk's rbp until a
- * checked step restores it from memory. Without such a step, the frames
- * below the checked ones were found with the old rbp: they are dropped.
- * Returns the new index of the old f[a].
- */
-static int adopt_rbp(chain *c, int a, int count, uintptr_t rbp)
-{
-    int lowest = a - count + 1;
-
-    for (int m = a; m >= lowest; m--) {
-        c->f[m].rbp = rbp;
-        if (c->r[m].rbp_saved && m > lowest)
-            return a;
-    }
-    memmove(c->f, c->f + lowest, (size_t)count * sizeof *c->f);
-    memmove(c->r, c->r + lowest, (size_t)count * sizeof *c->r);
-    c->complete = 0;
-    return a - lowest;
-}
-
-static int emit(uintptr_t *pcs, int max, unsigned drop,
-                const frame_state *top, int k, const chain *c, int a,
-                int count)
-{
-    int n = 0;
-
-    for (int i = 0; i < k && n < max; i++) {
-        if (drop)
-            drop--;
-        else
-            pcs[n++] = top[i].ip;
-    }
-    for (int m = a; m > a - count && n < max; m--) {
-        if (drop)
-            drop--;
-        else
-            pcs[n++] = c->f[m].ip;
-    }
-    return n;
-}
-
-/* The new top frames go on top of the old frames kept (f[0..a]). */
-static void chain_store(chain *c, int a, const frame_state *top,
-                        const smpi_frame_rule *rules, int k)
-{
-    /* a deeper stack than the chain holds keeps its innermost frames */
-    if (a + 1 + k > CHAIN_MAX) {
-        int drop = a + 1 + k - CHAIN_MAX;
-        memmove(c->f, c->f + drop, (size_t)(a + 1 - drop) * sizeof *c->f);
-        memmove(c->r, c->r + drop, (size_t)(a + 1 - drop) * sizeof *c->r);
-        a -= drop;
-        c->complete = 0;
-    }
-    for (int i = 0; i < k; i++) {
-        c->f[a + k - i] = top[i];
-        c->r[a + k - i] = rules[i];
-    }
-    c->n = a + 1 + k;
-}
-
-static chain *least_used(history *h)
-{
-    chain *victim = &h->chains[0];
-
-    for (int i = 1; i < CHAINS; i++) {
-        if (h->chains[i].used < victim->used)
-            victim = &h->chains[i];
-    }
-    return victim;
-}
-
-/*
- * The walk found its frame f, the k-th, as frame a of chain c, and the
- * kept frames hold as far as it needs: emits them, and keeps the new
- * stack as a chain of its own (a new top over an old one), so that the
- * old chain stays for the stacks that share more of it.
- */
-static int finish(history *h, chain *c, int a, int count, frame_state f,
-                  const frame_state *top, const smpi_frame_rule *rules,
-                  int k, uintptr_t *pcs, int max, unsigned drop)
-{
-    int n = emit(pcs, max, drop, top, k, c, a, count);
-    chain *to = k ? least_used(h) : c;
-
-    if (to != c) {
-        int low = a - count + 1;
-        memcpy(to->f, c->f + low, (size_t)count * sizeof *to->f);
-        memcpy(to->r, c->r + low, (size_t)count * sizeof *to->r);
-        to->complete = c->complete && low == 0;
-        a = count - 1;
-    }
-    if (to->f[a].rbp != f.rbp)
-        a = adopt_rbp(to, a, count, f.rbp);
-    chain_store(to, a, top, rules, k);
-    c->used = ++h->clock;
-    to->used = ++h->clock;
-    return n;
-}
-
-/*
- * Frames f[a..low + 1] of chain c hold for this stack: they go into top
- * without a rule look-up, and the walk goes on from f[low].
- */
-static void take(const chain *c, int a, int low, frame_state *f,
-                 frame_state *top, smpi_frame_rule *rules, int *k)
-{
-    int rbp_same = c->f[a].rbp == f->rbp;
-    uintptr_t rbp = f->rbp;
-
-    for (int m = a; m > low; m--) {
-        top[*k] = c->f[m];
-        rules[*k] = c->r[m];
-        if (!rbp_same)
-            top[*k].rbp = rbp;
-        if (c->r[m].rbp_saved)
-            rbp_same = 1;
-        ++*k;
-    }
-    *f = c->f[low];
-    if (!rbp_same)
-        f->rbp = rbp;
-}
-
-/*
- * The walk with the kept chains: returns the frame count, or -1 when a
- * frame is not covered by the rules (the caller then uses libunwind).
- */
-static int walk_chained(history *h, frame_state f, uintptr_t *pcs, int max,
-                        unsigned drop)
-{
-    frame_state top[CHAIN_MAX];
-    smpi_frame_rule rules[CHAIN_MAX];
-    int total = max + (int)drop, k = 0, ended;
-    int at[CHAINS];
-    chain *c, *c0 = &h->chains[0];
-    int guess;
-
-    /* most walks begin with the frames the last one began with */
-    for (int i = 0; i < CHAINS; i++) {
-        at[i] = h->chains[i].n - 1;
-        if (h->chains[i].used > c0->used)
-            c0 = &h->chains[i];
-    }
-    guess = c0->n - 1;
-    for (;;) {
-        chain *best = NULL;
-        int best_a = 0, best_low = 0;
-
-        for (int i = 0; i < CHAINS; i++) {
-            int a, need, count, low;
-
-            /* older frames sit higher: each chain is searched downward */
-            c = &h->chains[i];
-            while (at[i] >= 0 && c->f[at[i]].sp < f.sp)
-                at[i]--;
-            a = at[i];
-            if (a < 0 || c->f[a].sp != f.sp || c->f[a].ip != f.ip)
-                continue;
-            need = total - k;
-            count = need < a + 1 ? need : a + 1;
-            low = still_valid(c, a, count, c->f[a].rbp == f.rbp);
-            if (low == a - count + 1 && (need <= a + 1 || c->complete))
-                return finish(h, c, a, count, f, top, rules, k, pcs, max,
-                              drop);
-            if (!best || a - low > best_a - best_low) {
-                best = c;
-                best_a = a;
-                best_low = low;
-            }
-            /* the chain left this stack; it may join it again lower */
-            at[i] = low - 1;
-        }
-        if (best) {
-            take(best, best_a, best_low, &f, top, rules, &k);
-            guess = -1;
-        }
-
-        top[k] = f;
-        /* the rule of a return address the last walk met is known */
-        if (guess >= 0 && c0->f[guess].ip == f.ip) {
-            rules[k] = c0->r[guess--];
-            ended = apply(&f, &rules[k]);
-        } else {
-            guess = -1;
-            ended = step(h, &f, &rules[k]);
-        }
-        k++;
-        if (ended < 0)
-            return -1;
-        if (ended > 0 || k == total)
-            break;
-    }
-
-    /* a new stack: it replaces the chain unused for longest */
-    c = least_used(h);
-    c->complete = ended == 1;
-    chain_store(c, -1, top, rules, k);
-    c->used = ++h->clock;
-    if (ended == 2)
-        c->n = 0; /* ended by a zero return address: not kept */
-    return emit(pcs, max, drop, top, k, c, -1, 0);
-}
-
-/* The walk from f without the chains. */
-static int walk_from(frame_state f, uintptr_t *pcs, int max, unsigned drop)
-{
-    smpi_frame_rule r;
-    int n = 0;
-
-    for (;;) {
-        int ended;
-
-        if (drop)
-            drop--;
-        else if (n < max)
-            pcs[n++] = f.ip;
-        if (n == max)
-            return n;
-        ended = step(NULL, &f, &r);
-        if (ended < 0)
-            return -1;
-        if (ended > 0)
-            return n;
-    }
-}
-
-static int walk_fast(frame_state f, uintptr_t *pcs, int max, unsigned drop)
-{
-    history *h = history_get();
-    unsigned generation = smpi_unwind_generation();
-    int n;
-
-    if (!h || h->busy || (int)drop + max > CHAIN_MAX)
-        return walk_from(f, pcs, max, drop);
-    h->busy = 1;
-    if (h->generation != generation) {
-        for (int i = 0; i < CHAINS; i++)
-            h->chains[i].n = 0;
-        memset(h->near, 0, sizeof h->near);
-        h->generation = generation;
-    }
-    n = walk_chained(h, f, pcs, max, drop);
-    if (n < 0) {
-        for (int i = 0; i < CHAINS; i++)
-            h->chains[i].n = 0;
-    }
-    h->busy = 0;
-    return n;
-}
-
 /* The libunwind walk; drop counts this function's own frame. */
 __attribute__((noinline)) static int slow_walk(uintptr_t *pcs, int max,
                                                unsigned drop)
@@ -651,18 +212,34 @@ __attribute__((noinline)) static int walk(uintptr_t *pcs, int max,
                                           unsigned drop)
 {
     const uintptr_t *fp = __builtin_frame_address(0);
-    frame_state f = { fp[1], (uintptr_t)(fp + 2), fp[0] };
+    smpi_frame f = { fp[1], (uintptr_t)(fp + 2), fp[0] };
     int n;
 
     if (max <= 0 || drop > 64)
         return 0;
-    if (!stack_hi)
-        find_stack();
-    n = walk_fast(f, pcs, max, drop);
+    n = smpi_walk(f, pcs, max, drop);
     if (n < 0)
         n = slow_walk(pcs, max, drop + 2); /* slow_walk's frame and ours */
     __asm__ volatile("" ::: "memory"); /* no tail call: fp must stay */
     return n;
+}
+
+/* The same walk, for what its stack stands for (smpi_walk_memo). */
+__attribute__((noinline)) static uint64_t
+walk_memo(int max, unsigned drop, const smpi_memo_req *req)
+{
+    const uintptr_t *fp = __builtin_frame_address(0);
+    smpi_frame f = { fp[1], (uintptr_t)(fp + 2), fp[0] };
+    uintptr_t pcs[SMPI_STACK_DEPTH_MAX];
+    uint64_t value;
+    int n;
+
+    if (smpi_walk_memo(f, max, drop, req, &value) < 0) {
+        n = slow_walk(pcs, max, drop + 2);
+        value = req->make(pcs, n, req->ctx);
+    }
+    __asm__ volatile("" ::: "memory");
+    return value;
 }
 
 __attribute__((noinline)) int smpi_stack_walk(uintptr_t *pcs, int max,
@@ -675,20 +252,27 @@ __attribute__((noinline)) int smpi_stack_walk(uintptr_t *pcs, int max,
     return n;
 }
 
+static uint64_t make_id(const uintptr_t *pcs, int n, void *ctx)
+{
+    (void)ctx;
+    return n > 0 ? depot_put(pcs, n) : 0;
+}
+
 __attribute__((noinline)) uint32_t smpi_stack_capture(unsigned skip)
 {
-    uintptr_t pcs[SMPI_STACK_DEPTH_MAX];
     int depth = smpi_opt.malloc_context_size;
-    int n;
+    smpi_memo_req req = { SMPI_MEMO_DEPOT, 0, make_id, NULL };
+    uint32_t id;
 
     if (depth <= 0)
         return 0;
     if (depth > SMPI_STACK_DEPTH_MAX)
         depth = SMPI_STACK_DEPTH_MAX;
-    n = walk(pcs, depth, skip + 1);
-    if (n <= 0)
-        return 0;
-    return depot_put(pcs, n);
+    /* ids depend on the frames kept: a depth of its own, a key of its own */
+    req.key = (uint64_t)depth << 8 | (skip + 1) | (uint64_t)1 << 63;
+    id = (uint32_t)walk_memo(depth, skip + 1, &req);
+    __asm__ volatile("" ::: "memory");
+    return id;
 }
 
 /* Kept for the benchmark: the libunwind walk alone. */

@@ -1,5 +1,5 @@
 /*
- * Call stacks of routed allocations: captured with libunwind as return
+ * Call stacks of routed allocations: walked exactly (walk.c), as return
  * addresses only, and stored once per distinct stack in a depot, so memory
  * grows with the number of distinct stacks rather than of blocks.
  */

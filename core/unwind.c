@@ -432,7 +432,7 @@ typedef struct slot {
 } slot;
 
 static _Atomic(slot *) table;
-static _Atomic unsigned generation = 1;
+_Atomic unsigned smpi_unwind_gen = 1;
 
 enum { F_RBP = 1, F_SAVED = 2, F_LAST = 4, F_BAD = 8 };
 
@@ -484,7 +484,7 @@ static slot *rules_table(void)
 int smpi_unwind_rule(uintptr_t ra, smpi_frame_rule *out)
 {
     slot *t = rules_table();
-    unsigned gen = atomic_load_explicit(&generation, memory_order_relaxed);
+    unsigned gen = atomic_load_explicit(&smpi_unwind_gen, memory_order_relaxed);
     size_t at = (size_t)((ra * 0x9e3779b97f4a7c15u) >> (64 - TABLE_SHIFT));
     slot *free_slot = NULL;
     int bad;
@@ -519,13 +519,8 @@ int smpi_unwind_rule(uintptr_t ra, smpi_frame_rule *out)
     return bad;
 }
 
-unsigned smpi_unwind_generation(void)
-{
-    return atomic_load_explicit(&generation, memory_order_acquire);
-}
-
 void smpi_unwind_forget(void)
 {
     /* an entry could come back to life only after 4096 unloads */
-    atomic_fetch_add(&generation, 1);
+    atomic_fetch_add(&smpi_unwind_gen, 1);
 }

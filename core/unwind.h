@@ -10,6 +10,7 @@
 #ifndef SMP_UNWIND_H
 #define SMP_UNWIND_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef struct smpi_frame_rule {
@@ -33,6 +34,11 @@ int smpi_unwind_rule(uintptr_t ra, smpi_frame_rule *out);
 void smpi_unwind_forget(void);
 
 /* Changes whenever smpi_unwind_forget ran: cached walks start over. */
-unsigned smpi_unwind_generation(void);
+extern _Atomic unsigned smpi_unwind_gen;
+
+static inline unsigned smpi_unwind_generation(void)
+{
+    return atomic_load_explicit(&smpi_unwind_gen, memory_order_acquire);
+}
 
 #endif

@@ -120,17 +120,37 @@ Test(stack, concurrent_inserts_agree)
     }
 }
 
-/* The rule-based walk must give exactly libunwind's frames. */
-__attribute__((noinline)) static void compare_here(void)
+static void assert_same_frames(const uintptr_t *fast, int n,
+                               const uintptr_t *slow, int m)
 {
-    uintptr_t fast[64], slow[64];
-    int n = smpi_stack_walk(fast, 64, 1);
-    int m = smpi_stack_walk_libunwind(slow, 64, 1);
-
     cr_assert_gt(n, 2);
     cr_assert_eq(n, m, "fast %d frames, libunwind %d", n, m);
     for (int i = 0; i < n; i++)
         cr_assert_eq(fast[i], slow[i], "frame %d", i);
+}
+
+/*
+ * The rule-based walk must give exactly libunwind's frames: a deep walk
+ * (stepped frame by frame), a walk at the depth reports keep (found in
+ * the thread's memory of its stacks when it can be), and a capture.
+ */
+__attribute__((noinline)) static void compare_here(void)
+{
+    uintptr_t fast[64], slow[64];
+    const uintptr_t *kept;
+    int n = smpi_stack_walk(fast, 64, 1);
+    int m = smpi_stack_walk_libunwind(slow, 64, 1);
+
+    assert_same_frames(fast, n, slow, m);
+    n = smpi_stack_walk(fast, 30, 1);
+    m = smpi_stack_walk_libunwind(slow, 30, 1);
+    assert_same_frames(fast, n, slow, m);
+
+    /* both keep a return address into this function first, from two
+       call sites: the frames of its callers must be the same */
+    n = smpi_stack_frames(smpi_stack_capture(0), &kept);
+    m = smpi_stack_walk_libunwind(slow, smpi_opt.malloc_context_size, 0);
+    assert_same_frames(kept + 1, n - 1, slow + 1, m - 1);
 }
 
 __attribute__((noinline)) static int nested(int depth)
@@ -249,4 +269,44 @@ Test(stack, same_frames_over_random_call_trees)
 {
     for (int i = 0; i < 3000; i++)
         tree(1 + (int)(next_random() % 40));
+}
+
+/*
+ * Two callers with frames of one size call the same function: its frame
+ * has the same return address and stack pointer under both, and only an
+ * older frame tells the stacks apart. Alternating them, every walk finds
+ * a remembered stack that is the other one.
+ */
+__attribute__((noinline)) static void leaf(void)
+{
+    compare_here();
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void twin_a(int depth)
+{
+    if (depth)
+        twin_a(depth - 1);
+    else
+        leaf();
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) static void twin_b(int depth)
+{
+    if (depth)
+        twin_b(depth - 1);
+    else
+        leaf();
+    __asm__ volatile("mov %0, %0" ::"r"(depth) : "memory");
+}
+
+Test(stack, same_frames_when_stacks_alternate)
+{
+    for (int i = 0; i < 200; i++) {
+        if (i % 3)
+            twin_a(i % 5);
+        else
+            twin_b(i % 5);
+    }
 }
