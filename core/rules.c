@@ -939,26 +939,65 @@ static int walk_from_caller(uintptr_t *pcs, int depth, uintptr_t caller)
     return n;
 }
 
-/* The rules with an fn: function among the caller's depth frames. */
-static uint64_t walk_fn(const table *t, uintptr_t caller)
+/* The rules with an fn: function among frames pcs[from..n). */
+static uint64_t fn_rules_of(const table *t, const uintptr_t *pcs, int from,
+                            int n)
 {
-    uintptr_t pcs[SMPI_RULES_DEPTH_MAX + WALK_SLACK];
-    int depth = smpi_rules_depth;
     uint64_t fn = 0;
 
-    if (depth < 1)
-        depth = 1;
-    if (depth > SMPI_RULES_DEPTH_MAX)
-        depth = SMPI_RULES_DEPTH_MAX;
-
-    int n = walk_from_caller(pcs, depth, caller);
-    for (int i = 0; i < n; i++) {
+    for (int i = from; i < n; i++) {
         /* most frames lie outside every fn: function: skip the look-up */
         if (pcs[i] - 1 - t->fn_lo >= t->fn_span)
             continue;
         fn |= lookup(t, pcs[i]).fn;
     }
     return fn;
+}
+
+typedef struct fn_walk {
+    const table *t;
+    uintptr_t caller;
+    int depth;
+} fn_walk;
+
+/*
+ * The same for a walk that starts inside the runtime: from the caller's
+ * frame on, depth frames; all of them when no frame is the caller's (a
+ * tail call). A function of the stack, so the thread keeps it with it.
+ */
+static uint64_t fn_rules_of_walk(const uintptr_t *pcs, int n, void *ctx)
+{
+    const fn_walk *w = ctx;
+
+    for (int i = 0; i < n && i < WALK_SLACK; i++)
+        if (pcs[i] == w->caller)
+            return fn_rules_of(w->t, pcs, i,
+                               n - i > w->depth ? i + w->depth : n);
+    return fn_rules_of(w->t, pcs, 0, n);
+}
+
+/* The rules with an fn: function among the caller's depth frames. */
+static uint64_t walk_fn(const table *t, uintptr_t caller)
+{
+    uintptr_t pcs[SMPI_RULES_DEPTH_MAX + WALK_SLACK];
+    int depth = smpi_rules_depth;
+    fn_walk w;
+
+    if (depth < 1)
+        depth = 1;
+    if (depth > SMPI_RULES_DEPTH_MAX)
+        depth = SMPI_RULES_DEPTH_MAX;
+
+    if (depth + WALK_SLACK <= SMPI_WALK_MEMO_MAX) {
+        w = (fn_walk){ t, caller, depth };
+        smpi_memo_req req = { SMPI_MEMO_RULES, 0, fn_rules_of_walk, &w };
+
+        /* the answer depends on the table and the depth too */
+        req.key = (uint64_t)t->generation << 16 | (uint64_t)depth |
+                  (uint64_t)1 << 63;
+        return smpi_stack_memo(depth + WALK_SLACK, 0, &req);
+    }
+    return fn_rules_of(t, pcs, 0, walk_from_caller(pcs, depth, caller));
 }
 
 int smpi_rules_match(size_t size, uintptr_t caller)

@@ -212,7 +212,7 @@ __attribute__((noinline)) static int walk(uintptr_t *pcs, int max,
                                           unsigned drop)
 {
     const uintptr_t *fp = __builtin_frame_address(0);
-    smpi_frame f = { fp[1], (uintptr_t)(fp + 2), fp[0] };
+    smpi_walk_frame f = { fp[1], (uintptr_t)(fp + 2), fp[0] };
     int n;
 
     if (max <= 0 || drop > 64)
@@ -229,7 +229,7 @@ __attribute__((noinline)) static uint64_t
 walk_memo(int max, unsigned drop, const smpi_memo_req *req)
 {
     const uintptr_t *fp = __builtin_frame_address(0);
-    smpi_frame f = { fp[1], (uintptr_t)(fp + 2), fp[0] };
+    smpi_walk_frame f = { fp[1], (uintptr_t)(fp + 2), fp[0] };
     uintptr_t pcs[SMPI_STACK_DEPTH_MAX];
     uint64_t value;
     int n;
@@ -250,6 +250,15 @@ __attribute__((noinline)) int smpi_stack_walk(uintptr_t *pcs, int max,
 
     __asm__ volatile("" ::: "memory"); /* keeps this call from a tail jump */
     return n;
+}
+
+__attribute__((noinline)) uint64_t smpi_stack_memo(int max, unsigned skip,
+                                                   const smpi_memo_req *req)
+{
+    uint64_t value = walk_memo(max, skip + 1, req);
+
+    __asm__ volatile("" ::: "memory");
+    return value;
 }
 
 static uint64_t make_id(const uintptr_t *pcs, int n, void *ctx)

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "walk.h"
+
 /* Most frames malloc_context_size may ask for. */
 #define SMPI_STACK_DEPTH_MAX 64
 
@@ -20,6 +22,14 @@ uint32_t smpi_stack_capture(unsigned skip);
 
 /* Fills pcs with up to max return addresses; returns how many. */
 int smpi_stack_walk(uintptr_t *pcs, int max, unsigned skip);
+
+/*
+ * What the calling thread's stack stands for under req (see walk.h), the
+ * frames taken as smpi_stack_walk takes them: kept with the thread's
+ * memory of the stack, so that a stack seen before is not worked out
+ * again. max is at most SMPI_WALK_MEMO_MAX.
+ */
+uint64_t smpi_stack_memo(int max, unsigned skip, const smpi_memo_req *req);
 
 /* The same walk done by libunwind alone (benchmarks and tests). */
 int smpi_stack_walk_libunwind(uintptr_t *pcs, int max, unsigned skip);

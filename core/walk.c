@@ -177,7 +177,7 @@ rule_of(history *h, uintptr_t ip, smpi_frame_rule *r)
  * frame, 2 when the caller's return address is zero, -1 when the rule
  * would read outside the thread's stack.
  */
-static inline __attribute__((always_inline)) int apply(smpi_frame *f,
+static inline __attribute__((always_inline)) int apply(smpi_walk_frame *f,
                                                        const smpi_frame_rule *r)
 {
     uintptr_t ip, sp = f->sp, rbp = f->rbp, cfa;
@@ -191,7 +191,7 @@ static inline __attribute__((always_inline)) int apply(smpi_frame *f,
     ip = word_at(cfa, r->ra_off);
     if (r->rbp_saved)
         rbp = word_at(cfa, r->rbp_off);
-    *f = (smpi_frame){ ip, cfa, rbp };
+    *f = (smpi_walk_frame){ ip, cfa, rbp };
     return ip ? 0 : 2;
 }
 
@@ -204,7 +204,7 @@ static uint32_t pack(const smpi_frame_rule *r)
 }
 
 /* The walk without memory: for deep walks and signal handlers. */
-static int walk_plain(history *h, smpi_frame f, uintptr_t *pcs, int max,
+static int walk_plain(history *h, smpi_walk_frame f, uintptr_t *pcs, int max,
                       unsigned drop)
 {
     smpi_frame_rule r;
@@ -270,7 +270,7 @@ static void map_note(history *h, const trace *t, int i)
 }
 
 /* The most recent trace frame that had f's return address and sp. */
-static trace *find(history *h, const smpi_frame *f, int *a)
+static trace *find(history *h, const smpi_walk_frame *f, int *a)
 {
     bucket b = h->map[bucket_of(f->ip, f->sp)];
 
@@ -393,7 +393,7 @@ static trace *keep(history *h, trace *out, int k, int complete)
  * A stack the thread remembers whole, found by its first frame: the
  * common case, kept short. total frames, or all when the stack is shorter.
  */
-static inline trace *recall(history *h, const smpi_frame *f, int total)
+static inline trace *recall(history *h, const smpi_walk_frame *f, int total)
 {
     bucket b = h->map[bucket_of(f->ip, f->sp)];
 
@@ -422,8 +422,8 @@ static inline trace *recall(history *h, const smpi_frame *f, int total)
  * stacks the thread remembers, and kept, unless it turns out to be one
  * of them.
  */
-static __attribute__((noinline)) trace *walk_traced(history *h, smpi_frame f,
-                                                    int total)
+static __attribute__((noinline)) trace *
+walk_traced(history *h, smpi_walk_frame f, int total)
 {
     trace *t, *out = least_used(h);
     int a, k = 0, ended;
@@ -448,7 +448,7 @@ static __attribute__((noinline)) trace *walk_traced(history *h, smpi_frame f,
 
             /* the step after the last frame taken leads elsewhere */
             k--;
-            f = (smpi_frame){ out->f[k].ip, out->f[k].sp, out->rbp[k] };
+            f = (smpi_walk_frame){ out->f[k].ip, out->f[k].sp, out->rbp[k] };
         }
 
         if (rule_of(h, f.ip, &r))
@@ -494,7 +494,7 @@ static inline void leave(history *h)
 }
 
 /* A walk for the thread's traces, remembered or new; NULL: step it. */
-static inline trace *walk_held(history *h, smpi_frame f, int total)
+static inline trace *walk_held(history *h, smpi_walk_frame f, int total)
 {
     trace *t = recall(h, &f, total);
 
@@ -502,7 +502,8 @@ static inline trace *walk_held(history *h, smpi_frame f, int total)
 }
 
 /* The walk that cannot use the traces; rules at hand only if it may. */
-static int walk_stepped(smpi_frame f, uintptr_t *pcs, int max, unsigned drop)
+static int walk_stepped(smpi_walk_frame f, uintptr_t *pcs, int max,
+                        unsigned drop)
 {
     history *h = my_history;
     int n;
@@ -532,7 +533,7 @@ static int emit(const trace *t, uintptr_t *pcs, int max, unsigned drop)
     return n;
 }
 
-int smpi_walk(smpi_frame f, uintptr_t *pcs, int max, unsigned drop)
+int smpi_walk(smpi_walk_frame f, uintptr_t *pcs, int max, unsigned drop)
 {
     int total = max + (int)drop;
     history *h;
@@ -550,7 +551,7 @@ int smpi_walk(smpi_frame f, uintptr_t *pcs, int max, unsigned drop)
     return n;
 }
 
-int smpi_walk_memo(smpi_frame f, int max, unsigned drop,
+int smpi_walk_memo(smpi_walk_frame f, int max, unsigned drop,
                    const smpi_memo_req *req, uint64_t *value)
 {
     uintptr_t pcs[SMPI_WALK_MEMO_MAX];

@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 /* A frame: a return address, the caller's stack pointer, and rbp. */
-typedef struct smpi_frame {
+typedef struct smpi_walk_frame {
     uintptr_t ip, sp, rbp;
-} smpi_frame;
+} smpi_walk_frame;
 
 /*
  * Fills pcs with the return addresses from f outward, leaving out the
@@ -20,7 +20,7 @@ typedef struct smpi_frame {
  * frame is not covered by the unwind rules (a signal frame, code without
  * unwind tables): the caller then asks libunwind. Never calls malloc.
  */
-int smpi_walk(smpi_frame f, uintptr_t *pcs, int max, unsigned drop);
+int smpi_walk(smpi_walk_frame f, uintptr_t *pcs, int max, unsigned drop);
 
 /*
  * What a stack stands for, worked out once per distinct stack and kept
@@ -46,7 +46,7 @@ typedef struct smpi_memo_req {
  * 0 with *value set, or -1 when a frame is not covered by the rules or
  * max exceeds SMPI_WALK_MEMO_MAX.
  */
-int smpi_walk_memo(smpi_frame f, int max, unsigned drop,
+int smpi_walk_memo(smpi_walk_frame f, int max, unsigned drop,
                    const smpi_memo_req *req, uint64_t *value);
 
 #endif
