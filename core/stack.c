@@ -27,7 +27,7 @@
 #define CHUNK_SHIFT 20
 #define CHUNK_SIZE ((size_t)1 << CHUNK_SHIFT)
 #define CHUNKS_MAX 4096 /* 4 GiB of distinct stacks */
-#define HEADS_SHIFT 16
+#define HEADS_SHIFT 14
 
 typedef struct record {
     _Atomic uint32_t next; /* id of the next record in the chain */

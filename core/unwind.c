@@ -13,7 +13,7 @@
 #include "symbolize.h"
 #include "unwind.h"
 
-#define TABLE_SHIFT 15
+#define TABLE_SHIFT 13
 #define TABLE_SIZE (1u << TABLE_SHIFT)
 #define PROBES 16
 #define STATES_MAX 8
