@@ -124,14 +124,20 @@ static size_t chunk_desc_size(size_t nblocks)
            + nblocks * sizeof(uint16_t);
 }
 
-static void chunk_layout(smpi_chunk *c, unsigned cls)
+static size_t chunk_bytes(const smpi_chunk *c)
+{
+    return (size_t)c->pages * SMPI_PAGE_SIZE;
+}
+
+static void chunk_layout(smpi_chunk *c, unsigned cls, size_t pages)
 {
     size_t bs = smpi_class_size(cls);
-    size_t n = SMPI_CHUNK_SIZE / bs;
+    size_t n = pages * SMPI_PAGE_SIZE / bs;
     size_t words = (n + 63) / 64;
 
     c->head.kind = SMPI_SPAN_SMALL;
     c->cls = (uint16_t)cls;
+    c->pages = (uint16_t)pages;
     c->nblocks = (uint16_t)n;
     c->nfree = (uint16_t)n;
     c->block_size = (uint32_t)bs;
@@ -166,27 +172,44 @@ static int prepare_memory(smp_pool *pool, void *p, size_t bytes,
     return 0;
 }
 
+/*
+ * A pool's first chunk of a class is small: whatever a pool holds of a
+ * class it uses little stays cheap to lock (RLIMIT_MEMLOCK is small for
+ * ordinary users). Classes that fill it get full chunks from then on.
+ */
+static size_t chunk_pages_for(smp_pool *pool, unsigned cls)
+{
+    uint32_t bit = (uint32_t)1 << cls;
+
+    if (pool->grown & bit)
+        return SMPI_CHUNK_PAGES;
+    pool->grown |= bit;
+    return SMPI_CHUNK_FIRST_PAGES;
+}
+
 static smpi_chunk *chunk_new(smp_pool *pool, unsigned cls)
 {
-    size_t n = SMPI_CHUNK_SIZE / smpi_class_size(cls);
+    size_t pages = chunk_pages_for(pool, cls);
+    size_t n = pages * SMPI_PAGE_SIZE / smpi_class_size(cls);
     smpi_chunk *c = smpi_meta_alloc(chunk_desc_size(n));
-    void *mem = c ? smpi_region_take(SMPI_CHUNK_PAGES) : NULL;
+    void *mem = c ? smpi_region_take(pages) : NULL;
     int locked = 0;
-    int err = mem ? prepare_memory(pool, mem, SMPI_CHUNK_SIZE, &locked)
+    int err = mem ? prepare_memory(pool, mem, pages * SMPI_PAGE_SIZE,
+                                   &locked)
                   : ENOMEM;
 
     if (err) {
         if (mem)
-            smpi_region_give(mem, SMPI_CHUNK_PAGES, NULL);
+            smpi_region_give(mem, pages, NULL);
         smpi_meta_free(c, c ? chunk_desc_size(n) : 0);
         errno = err;
         return NULL;
     }
-    chunk_layout(c, cls);
+    chunk_layout(c, cls, pages);
     c->locked = locked;
     c->pool = pool;
     c->base = (uintptr_t)mem;
-    smpi_region_map(mem, SMPI_CHUNK_PAGES, &c->head);
+    smpi_region_map(mem, pages, &c->head);
     avail_push(pool, c);
     all_link(pool, c);
     return c;
@@ -200,8 +223,8 @@ static void chunk_release(smp_pool *pool, smpi_chunk *c)
 
     avail_unlink(pool, c);
     all_unlink(pool, c);
-    smpi_unlock_memory(pool, mem, SMPI_CHUNK_SIZE, c->locked);
-    smpi_region_give(mem, SMPI_CHUNK_PAGES, NULL);
+    smpi_unlock_memory(pool, mem, chunk_bytes(c), c->locked);
+    smpi_region_give(mem, c->pages, NULL);
     if (c->stacks)
         smpi_meta_free(c->stacks, c->nblocks * sizeof(uint32_t));
     smpi_meta_free(c, chunk_desc_size(c->nblocks));
@@ -872,9 +895,9 @@ static void release_chunk(smpi_chunk *c, void *ctx)
 {
     release_ctx *r = ctx;
     smpi_chunk_foreach_live(c, wipe_block, r);
-    smpi_unlock_memory(r->pool, (void *)c->base, SMPI_CHUNK_SIZE,
+    smpi_unlock_memory(r->pool, (void *)c->base, chunk_bytes(c),
                        c->locked);
-    smpi_region_give((void *)c->base, SMPI_CHUNK_PAGES,
+    smpi_region_give((void *)c->base, c->pages,
                      tomb_for(r->pool, r->destroying));
     if (c->stacks)
         smpi_meta_free(c->stacks, c->nblocks * sizeof(uint32_t));
@@ -949,7 +972,7 @@ static void adopt_chunk(smp_pool *parent, smp_pool *child, smpi_chunk *c)
     if (c->nfree)
         avail_push(parent, c);
     move_counts(child, parent, (size_t)(c->nblocks - c->nfree), bytes,
-                c->locked ? SMPI_CHUNK_SIZE : 0);
+                c->locked ? chunk_bytes(c) : 0);
 }
 
 /* Hands the child's live blocks to parent; the child ends up empty. */
@@ -979,7 +1002,7 @@ static void relock_chunk(smpi_chunk *c, void *ctx)
 {
     (void)ctx;
     if (c->locked)
-        smpi_os_lock((void *)c->base, SMPI_CHUNK_SIZE);
+        smpi_os_lock((void *)c->base, chunk_bytes(c));
 }
 
 /* Locks are not inherited by fork: the child takes them again. */
@@ -1008,7 +1031,7 @@ static void wipe_chunk(smpi_chunk *c, void *ctx)
 {
     smp_pool *pool = ctx;
     smpi_chunk_foreach_live(c, wipe_only, NULL);
-    smpi_unlock_memory(pool, (void *)c->base, SMPI_CHUNK_SIZE, c->locked);
+    smpi_unlock_memory(pool, (void *)c->base, chunk_bytes(c), c->locked);
     c->locked = 0;
 }
 

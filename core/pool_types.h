@@ -20,6 +20,8 @@
 
 #define SMPI_CHUNK_PAGES 16
 #define SMPI_CHUNK_SIZE (SMPI_CHUNK_PAGES * SMPI_PAGE_SIZE)
+/* A pool's first chunk of a class: most pools use most classes little */
+#define SMPI_CHUNK_FIRST_PAGES 4
 #define SMPI_SMALL_MAX 8192
 #define SMPI_NCLASSES 32
 #define SMPI_LARGE_CACHE 8
@@ -30,6 +32,7 @@ typedef struct smpi_chunk {
     uint16_t nblocks;
     uint16_t nfree;
     uint16_t hint;         /* lowest bitmap word that may have a free bit */
+    uint16_t pages;        /* the chunk's size */
     uint32_t block_size;
     uint32_t magic;        /* (offset * magic) >> 32 == offset / block_size */
     smp_pool *pool;
@@ -76,6 +79,7 @@ struct smp_pool {
     smpi_lock lock;
     smpi_chunk *chunks;      /* every chunk, full ones included */
     smpi_chunk *avail[SMPI_NCLASSES];
+    uint32_t grown;          /* classes past their first chunk: a bit each */
     smpi_large *large_live;
     smpi_large *large_cache[SMPI_LARGE_CACHE];
     int ncache;

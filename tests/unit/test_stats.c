@@ -123,6 +123,34 @@ Test(stats, locked_bytes_cover_the_live_bytes)
     cr_assert_eq(smp_pool_destroy(pool), 0);
 }
 
+/*
+ * A class a pool uses a little locks a small chunk; one it fills gets
+ * full chunks from then on.
+ */
+Test(stats, a_class_locks_little_until_it_fills)
+{
+    enum { FIRST = 16 << 10, FULL = 64 << 10, SIZE = 32 };
+    smp_pool *pool = smp_pool_create("chunks");
+    void *blocks[FIRST / SIZE + 1];
+    smp_stats st;
+
+    blocks[0] = smp_alloc(pool, SIZE);
+    st = stats_of(pool);
+    cr_assert_eq(st.locked_bytes, FIRST, "locked %zu", st.locked_bytes);
+
+    for (size_t i = 1; i < FIRST / SIZE; i++)
+        blocks[i] = smp_alloc(pool, SIZE);
+    cr_assert_eq(stats_of(pool).locked_bytes, FIRST, "one chunk holds all");
+    blocks[FIRST / SIZE] = smp_alloc(pool, SIZE);
+    st = stats_of(pool);
+    cr_assert_eq(st.locked_bytes, FIRST + FULL, "locked %zu",
+                 st.locked_bytes);
+
+    for (size_t i = 0; i <= FIRST / SIZE; i++)
+        smp_free(blocks[i]);
+    cr_assert_eq(smp_pool_destroy(pool), 0);
+}
+
 Test(stats, each_pool_counts_only_its_own_blocks)
 {
     smp_pool *a = smp_pool_create("left");
