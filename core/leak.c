@@ -636,8 +636,9 @@ static int classify(collect *c, scratch *work, scratch *maps,
     add_exclude(&r, smpi_region_base, smpi_region_base + smpi_region_size);
     /*
      * glibc fills all of an old sigaction's 128-byte mask, most of it from
-     * its own stack: stale words the scan itself put there, not roots.
+     * its own stack: stale words of the program's dead frames, not roots.
      */
+    add_exclude(&r, (uintptr_t)&old_action, (uintptr_t)(&old_action + 1));
     add_exclude(&r, (uintptr_t)&old_segv, (uintptr_t)(&old_segv + 1));
     add_exclude(&r, (uintptr_t)&old_bus, (uintptr_t)(&old_bus + 1));
     smpi_meta_foreach_range(exclude_meta, &r);

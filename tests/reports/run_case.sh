@@ -298,6 +298,15 @@ assert f["function"] == "leaky_make" and f["line"] == 8, f
 assert int(f["offset"], 16) < 0x100000, f
 PY
     ;;
+plain)
+    # nothing scrubs the stack: stale copies of the address must not count
+    opts=""
+    run "$bin/leak_plain"
+    status 23
+    [ "$out" = "leak_plain done" ] || fail "output '$out'"
+    has "Direct leak of 31 byte(s) in 1 object(s) from pool 'all'"
+    has_re "^    #1 0x[0-9a-f]+ in lose .*/leak_plain\.c:13$"
+    ;;
 *)
     fail "unknown case"
     ;;
