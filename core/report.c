@@ -157,12 +157,21 @@ static group *group_for(groups *gs, int kind, const char *pool,
     return &gs->g[gs->n++];
 }
 
+/* Leaks first, direct before indirect; then reachable blocks, escapes. */
+static int rank(int kind)
+{
+    static const int ranks[] = { [SMPI_DIRECT] = 0, [SMPI_INDIRECT] = 1,
+                                 [SMPI_REACHABLE] = 2, [KIND_ESCAPED] = 3 };
+
+    return ranks[kind];
+}
+
 static int by_kind_then_size(const void *a, const void *b)
 {
     const group *x = a, *y = b;
 
     if (x->kind != y->kind)
-        return x->kind - y->kind;
+        return rank(x->kind) - rank(y->kind);
     if (x->bytes != y->bytes)
         return x->bytes < y->bytes ? 1 : -1;
     return x->objects < y->objects ? 1 : x->objects > y->objects ? -1 : 0;

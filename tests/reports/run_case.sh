@@ -175,6 +175,10 @@ options)
     run "$bin/leak_shapes"
     has "Reachable block of 40 byte(s) in 1 object(s) from pool 'all'"
     has "Reachable block of 56 byte(s) in 1 object(s) from pool 'all'"
+    # the leaks come first, the reachable blocks after them
+    order=$(grep -E "^(Direct|Indirect) leak|^Reachable" <<<"$err" |
+        cut -c1-8 | uniq | tr '\n' '|')
+    [ "$order" = "Direct l|Indirect|Reachabl|" ] || fail "order: $order"
     has "SUMMARY: smp: 164 byte(s) leaked in 3 allocation(s)."
     opts="max_leaks=1"
     run "$bin/leak_shapes"
