@@ -148,6 +148,9 @@ static int parse_int(const char *s, size_t len, long *out)
 
     if (len == 0 || len >= sizeof buf)
         return -1;
+    /* strtol would take blanks and a '+' in front, not after: take neither */
+    if (!(s[0] >= '0' && s[0] <= '9') && !(s[0] == '-' && len > 1))
+        return -1;
     memcpy(buf, s, len);
     buf[len] = 0;
     errno = 0;

@@ -240,6 +240,7 @@ max_leaks=-1|bad value '-1' for option 'max_leaks'
 log_path=|bad value '' for option 'log_path'
 unknown_thing=1|unknown option 'unknown_thing' at column 1; known options: detect_leaks,
 print_stats|'print_stats' at column 1 is not name=value
+exitcode=+5|bad value '+5' for option 'exitcode'
 LIST
     opts="config_errors=never"
     run "$bin/leak_shapes"

@@ -33,6 +33,7 @@ Test(options, defaults)
     cr_assert_str_empty(smpi_opt.json);
     cr_assert_eq(smpi_options_parse(""), 0);
     cr_assert_eq(smpi_opt.exitcode, 23);
+    cr_assert_eq(smpi_options_parse("exitcode=-0"), 0);
 }
 
 Test(options, every_value)
@@ -78,7 +79,8 @@ Test(options, each_bad_value)
         "detect_leaks=2", "malloc_context_size=65", "max_leaks=-2",
         "mlock=yes", "scope_exit=", "config_errors=stop", "verbosity=3",
         "log_path=", "json=", "=1", "help", "unknown=1",
-        "suppressions=/no/such/file",
+        "suppressions=/no/such/file", "exitcode= 5", "exitcode=+5",
+        "max_leaks=\t1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(smpi_options_parse(bad[i]), -1, "%s", bad[i]);
