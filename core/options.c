@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -272,8 +273,9 @@ static int open_log(void)
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         smpi_log(SMPI_LOG_ERROR,
-                 "SMP_OPTIONS: log_path: cannot open '%s' (%m); "
-                 "writing to stderr instead", path);
+                 "SMP_OPTIONS: log_path: cannot open '%s' (%m): expected "
+                 "a path in a writable directory, or stderr or stdout",
+                 path);
         smpi_opt.log_path[0] = 0;
         use_fd(2);
         return -1;
@@ -286,6 +288,52 @@ void smpi_options_reopen_log(void)
 {
     if (smpi_opt.log_path[0])
         open_log();
+}
+
+/*
+ * The JSON report is written at exit: a directory that is not there would
+ * lose it after the whole run, so say so before the program starts.
+ */
+static int check_json(void)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(smpi_opt.json, '/');
+
+    if (!smpi_opt.json[0])
+        return 0;
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == smpi_opt.json)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - smpi_opt.json),
+                 smpi_opt.json);
+    if (access(dir, W_OK | X_OK) == 0)
+        return 0;
+    smpi_log(SMPI_LOG_ERROR, "SMP_OPTIONS: json: cannot write into '%s' "
+             "(%m): expected a path in a writable directory", dir);
+    smpi_opt.json[0] = 0;
+    return -1;
+}
+
+/* A report that silently ignores its suppressions would mislead. */
+static int check_suppressions(void)
+{
+    struct stat st;
+
+    if (!smpi_opt.suppressions[0])
+        return 0;
+    if (access(smpi_opt.suppressions, R_OK) == 0) {
+        /* a directory passes access() but reads as nothing */
+        if (stat(smpi_opt.suppressions, &st) != 0 || !S_ISDIR(st.st_mode))
+            return 0;
+        errno = EISDIR;
+    }
+    smpi_log(SMPI_LOG_ERROR, "SMP_OPTIONS: suppressions: cannot read "
+             "'%s' (%m): expected a readable file of leak:PATTERN lines",
+             smpi_opt.suppressions);
+    smpi_opt.suppressions[0] = 0;
+    return -1;
 }
 
 static void apply(void)
@@ -314,14 +362,10 @@ int smpi_options_parse(const char *text)
     }
     if (open_log())
         status = -1;
-    /* a report that silently ignores its suppressions would mislead */
-    if (smpi_opt.suppressions[0] && access(smpi_opt.suppressions, R_OK)) {
-        smpi_log(SMPI_LOG_ERROR, "SMP_OPTIONS: suppressions: cannot read "
-                 "'%s' (%m): expected a readable file of leak:PATTERN "
-                 "lines", smpi_opt.suppressions);
-        smpi_opt.suppressions[0] = 0;
+    if (check_json())
         status = -1;
-    }
+    if (check_suppressions())
+        status = -1;
     apply();
     return status;
 }

@@ -241,6 +241,8 @@ log_path=|bad value '' for option 'log_path'
 unknown_thing=1|unknown option 'unknown_thing' at column 1; known options: detect_leaks,
 print_stats|'print_stats' at column 1 is not name=value
 exitcode=+5|bad value '+5' for option 'exitcode'
+json=/no/such/dir/report|json: cannot write into '/no/such/dir'
+suppressions=/|suppressions: cannot read '/' (Is a directory)
 LIST
     opts="config_errors=never"
     run "$bin/leak_shapes"

@@ -33,19 +33,21 @@ Test(options, defaults)
     cr_assert_str_empty(smpi_opt.json);
     cr_assert_eq(smpi_options_parse(""), 0);
     cr_assert_eq(smpi_opt.exitcode, 23);
-    cr_assert_eq(smpi_options_parse("exitcode=-0"), 0);
+    /* a JSON path without a directory goes to the working directory */
+    cr_assert_eq(smpi_options_parse("json=report:exitcode=-0"), 0);
+    cr_assert_str_eq(smpi_opt.json, "report");
 }
 
 Test(options, every_value)
 {
     cr_assert_eq(smpi_options_parse(
-        "detect_leaks=no:exitcode=0:json=/x/y:print_suppressions=false:"
+        "detect_leaks=no:exitcode=0:json=/tmp/y:print_suppressions=false:"
         "malloc_context_size=64:report_reachable=yes:print_stats=true:"
         "max_leaks=7:mlock=require:scope_exit=keep:verbosity=-1:"
         "config_errors=warn:help=1"), 0);
     cr_assert_eq(smpi_opt.detect_leaks, 0);
     cr_assert_eq(smpi_opt.exitcode, 0);
-    cr_assert_str_eq(smpi_opt.json, "/x/y");
+    cr_assert_str_eq(smpi_opt.json, "/tmp/y");
     cr_assert_eq(smpi_opt.print_suppressions, 0);
     cr_assert_eq(smpi_opt.malloc_context_size, 64);
     cr_assert_eq(smpi_opt.report_reachable, 1);
@@ -79,8 +81,8 @@ Test(options, each_bad_value)
         "detect_leaks=2", "malloc_context_size=65", "max_leaks=-2",
         "mlock=yes", "scope_exit=", "config_errors=stop", "verbosity=3",
         "log_path=", "json=", "=1", "help", "unknown=1",
-        "suppressions=/no/such/file", "exitcode= 5", "exitcode=+5",
-        "max_leaks=\t1",
+        "suppressions=/no/such/file", "suppressions=/", "exitcode= 5",
+        "exitcode=+5", "max_leaks=\t1", "json=/no/such/dir/report",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(smpi_options_parse(bad[i]), -1, "%s", bad[i]);
