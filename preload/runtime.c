@@ -337,8 +337,12 @@ void smpi_runtime_exit(void)
 
     __atomic_store_n(&smpi_preload_done, 1, __ATOMIC_RELEASE);
     smpi_teardown();
+    /*
+     * stdio went out above; flushing again now would walk FILE objects
+     * that were pool blocks, zeroed by the teardown (a NULL lock).
+     */
     if (status >= 0)
-        end_process(status);
+        _exit(status);
 }
 
 static __attribute__((destructor)) void runtime_stop(void)

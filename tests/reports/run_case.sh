@@ -314,6 +314,22 @@ plain)
     has "Direct leak of 31 byte(s) in 1 object(s) from pool 'all'"
     has_re "^    #1 0x[0-9a-f]+ in lose .*/leak_plain\.c:13$"
     ;;
+stdio)
+    # the leak's status, every line of output, the unclosed stream's too,
+    # whether standard output is a file or a pipe
+    opts=""
+    run "$bin/leak_stdio" "$work/file"
+    status 23
+    [ "$(wc -l <"$work/out")" = 5001 ] || fail "lines of output lost"
+    [ "$(tail -1 "$work/out")" = "leak_stdio done" ] || fail "last line lost"
+    [ "$(cat "$work/file")" = "leak_stdio file" ] || fail "stream lost"
+    has "Direct leak of 45 byte(s) in 1 object(s) from pool 'all'"
+    SMP_POOL_SCOPE='all=*' LD_PRELOAD="$preload" "$bin/leak_stdio" \
+        "$work/file" 2>"$work/err" | tail -1 >"$work/out"
+    rc=${PIPESTATUS[0]}
+    status 23
+    [ "$(cat "$work/out")" = "leak_stdio done" ] || fail "piped output lost"
+    ;;
 *)
     fail "unknown case"
     ;;
