@@ -36,6 +36,7 @@
 #include "rules.h"
 #include "stack.h"
 #include "thread.h"
+#include "unwind.h"
 #pragma GCC visibility pop
 
 #define HOOK __attribute__((visibility("default")))
@@ -460,7 +461,14 @@ HOOK int dlclose(void *handle)
 {
     int ret = smpi_next.dlclose(handle);
 
-    if (smpi_rules_active && ret == 0)
+    if (ret != 0)
+        return ret;
+    /*
+     * The next object loaded may take the same addresses with other
+     * frame layouts: unwind rules kept by return address are stale now.
+     */
+    smpi_unwind_forget();
+    if (smpi_rules_active)
         refresh_rules();
     return ret;
 }

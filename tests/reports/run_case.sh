@@ -330,6 +330,17 @@ stdio)
     status 23
     [ "$(cat "$work/out")" = "leak_stdio done" ] || fail "piped output lost"
     ;;
+reload)
+    # a library unloaded, another loaded at its address: stacks stay exact
+    opts=""
+    run "$bin/leak_reload" "$bin/libreload_200.so" "$bin/libreload_400.so"
+    status 23
+    [ "$out" = "leak_reload done" ] || fail "output '$out'"
+    # one stack for both: a stale rule gave the second one a frame in decoy
+    has "Direct leak of 54 byte(s) in 2 object(s) from pool 'all'"
+    has_re "^    #2 0x[0-9a-f]+ in main .*/leak_reload\.c:[0-9]+$"
+    hasnt " in decoy "
+    ;;
 *)
     fail "unknown case"
     ;;
