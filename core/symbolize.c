@@ -32,9 +32,26 @@ static int nmodules;
 static pthread_mutex_t modules_mutex = PTHREAD_MUTEX_INITIALIZER;
 static Dwfl *live;
 
+/*
+ * Separate debug files by build-id only. The standard callback ends with
+ * debuginfod: at exit that would download debug files from the servers
+ * in DEBUGINFOD_URLS, and merely starting its client initialises libcurl,
+ * whose start-up calls into libraries (libcrypto) the program has
+ * already torn down by then.
+ */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata,
+                          const char *modname, GElf_Addr base,
+                          const char *file_name, const char *debuglink_file,
+                          GElf_Word debuglink_crc, char **debuginfo_file_name)
+{
+    return dwfl_build_id_find_debuginfo(mod, userdata, modname, base,
+                                        file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
+}
+
 static const Dwfl_Callbacks callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+    .find_debuginfo = find_debuginfo,
 };
 
 static void read_build_id(const struct dl_phdr_info *info, char *out)

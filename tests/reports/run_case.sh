@@ -330,6 +330,32 @@ stdio)
     status 23
     [ "$(cat "$work/out")" = "leak_stdio done" ] || fail "piped output lost"
     ;;
+stripped)
+    # no symbols, no debug file: module and offset, and no debuginfod
+    # query (at exit it would download, and start libcurl in a dying
+    # process)
+    strip -o "$work/leak_plain" "$bin/leak_plain" || fail "strip"
+    opts=""
+    DEBUGINFOD_URLS=http://127.0.0.1:1/ DEBUGINFOD_VERBOSE=1 \
+        run "$work/leak_plain"
+    status 23
+    has "Direct leak of 31 byte(s) in 1 object(s) from pool 'all'"
+    has_re "^    #1 0x[0-9a-f]+  \($work/leak_plain\+0x[0-9a-f]+\)$"
+    hasnt "debuginfod"
+    ;;
+openssl)
+    # a real program that tears its libraries down in atexit: the report
+    # symbolizes its frames after that, and must leave them alone
+    head -c 10000 /dev/zero | tr '\0' 'x' >"$work/data"
+    openssl genrsa -out "$work/key.pem" 2048 2>/dev/null || fail "genrsa"
+    openssl dgst -sha256 -sign "$work/key.pem" "$work/data" >"$work/plain"
+    opts="json=$work/report:report_reachable=1"
+    run openssl dgst -sha256 -sign "$work/key.pem" "$work/data"
+    status 0
+    cmp -s "$work/out" "$work/plain" || fail "the signature differs"
+    $py -c 'import json, sys; json.load(open(sys.argv[1]))' \
+        "$work"/report.* || fail "JSON report"
+    ;;
 reload)
     # a library unloaded, another loaded at its address: stacks stay exact
     opts=""
