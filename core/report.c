@@ -188,6 +188,7 @@ static frames *frames_of(stack_cache *c, uint32_t id)
     const uintptr_t *pcs;
     group *g = group_for(&c->by_id, 0, "", id);
     frames *fr;
+    int n;
 
     if (!g)
         return NULL;
@@ -197,12 +198,10 @@ static frames *frames_of(stack_cache *c, uint32_t id)
     if (!fr)
         return NULL;
     g->frames = fr;
-    fr->n = smpi_stack_frames(id, &pcs);
-    fr->f = fr->n ? calloc((size_t)fr->n, sizeof *fr->f) : NULL;
-    if (!fr->f)
-        fr->n = 0;
-    for (int i = 0; i < fr->n; i++)
-        smpi_symbolize(pcs[i], &fr->f[i]);
+    n = smpi_stack_frames(id, &pcs);
+    fr->f = n ? calloc((size_t)n * SMPI_INLINE_MAX, sizeof *fr->f) : NULL;
+    for (int i = 0; fr->f && i < n; i++)
+        fr->n += smpi_symbolize(pcs[i], &fr->f[fr->n], SMPI_INLINE_MAX);
     return fr;
 }
 
@@ -561,7 +560,8 @@ static void json_frames(out *o, const frames *fr)
             json_str(o, f->file);
         else
             say(o, "null");
-        say(o, ",\"line\":%d}", f->file ? f->line : 0);
+        say(o, ",\"line\":%d,\"inlined\":%s}", f->file ? f->line : 0,
+            f->inlined ? "true" : "false");
     }
     say(o, "]");
 }

@@ -5,10 +5,12 @@
  * Names and lines come from elfutils' libdwfl: the live process is read
  * through /proc/self/maps, unloaded objects are opened again by path.
  */
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -220,31 +222,109 @@ static Dwfl_Module *dead_module(module *m, uintptr_t addr)
  * turn whether its ranges hold the address. Reports symbolize tens of
  * frames, so the linear walk costs little.
  */
-static void scan_units(Dwfl_Module *mod, uintptr_t addr, smpi_frame *out)
+static Dwarf_Die *unit_of(Dwfl_Module *mod, uintptr_t addr, Dwarf_Addr *bias)
 {
-    Dwarf_Die *unit = NULL;
-    Dwarf_Addr bias;
+    Dwarf_Die *unit = dwfl_module_addrdie(mod, addr, bias);
 
-    while ((unit = dwfl_module_nextcu(mod, unit, &bias)) != NULL) {
-        Dwarf_Line *line;
+    if (unit)
+        return unit;
+    while ((unit = dwfl_module_nextcu(mod, unit, bias)) != NULL) {
+        if (dwarf_haspc(unit, addr - *bias) == 1)
+            return unit;
+    }
+    return NULL;
+}
 
-        if (dwarf_haspc(unit, addr - bias) != 1)
-            continue;
-        line = dwarf_getsrc_die(unit, addr - bias);
-        if (line) {
-            out->file = dwarf_linesrc(line, NULL, NULL);
-            dwarf_lineno(line, &out->line);
-        }
+static void line_of(Dwfl_Module *mod, Dwarf_Die *unit, Dwarf_Addr bias,
+                    uintptr_t addr, smpi_frame *out)
+{
+    Dwfl_Line *line = dwfl_module_getsrc(mod, addr);
+    Dwarf_Line *unit_line;
+
+    if (line) {
+        out->file = dwfl_lineinfo(line, NULL, &out->line, NULL, NULL, NULL);
         return;
+    }
+    unit_line = unit ? dwarf_getsrc_die(unit, addr - bias) : NULL;
+    if (unit_line) {
+        out->file = dwarf_linesrc(unit_line, NULL, NULL);
+        dwarf_lineno(unit_line, &out->line);
     }
 }
 
-void smpi_symbolize(uintptr_t return_address, smpi_frame *out)
+/* The name an inlined function is known by: its symbol, as for others. */
+static const char *inlined_name(Dwarf_Die *die)
+{
+    Dwarf_Attribute attr;
+    const char *name;
+
+    name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name,
+                                                 &attr));
+    return name ? name : dwarf_diename(die);
+}
+
+/* Where an inlined function was called from, in its caller's source. */
+static const char *call_site(Dwarf_Die *unit, Dwarf_Die *die, int *line)
+{
+    Dwarf_Attribute attr;
+    Dwarf_Word file, at;
+    Dwarf_Files *files;
+    size_t nfiles;
+
+    if (dwarf_formudata(dwarf_attr(die, DW_AT_call_file, &attr), &file) ||
+        dwarf_formudata(dwarf_attr(die, DW_AT_call_line, &attr), &at) ||
+        dwarf_getsrcfiles(unit, &files, &nfiles) || file >= nfiles)
+        return NULL;
+    *line = (int)at;
+    return dwarf_filesrc(files, file, NULL, NULL);
+}
+
+/*
+ * Functions inlined at addr, innermost first: each becomes a frame of its
+ * own in front of the function that holds the code, as a debugger shows
+ * them, so that every name stands beside a line of its own source.
+ * out[0] holds the outer function and the innermost line on entry.
+ */
+static int expand_inlined(Dwarf_Die *unit, Dwarf_Addr bias, uintptr_t addr,
+                          smpi_frame *out, int max)
+{
+    smpi_frame outer = out[0];
+    Dwarf_Die *scopes = NULL;
+    int nscopes = dwarf_getscopes(unit, addr - bias, &scopes);
+    int n = 0;
+
+    for (int i = 0; i < nscopes && n + 1 < max; i++) {
+        smpi_frame *f = &out[n];
+
+        if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine)
+            continue;
+        *f = outer;
+        f->function = inlined_name(&scopes[i]);
+        f->function_len = f->function ? (int)strlen(f->function) : 0;
+        f->inlined = 1;
+        if (n > 0) {
+            f->file = out[n - 1].call_file;
+            f->line = out[n - 1].call_line;
+        }
+        f->call_file = call_site(unit, &scopes[i], &f->call_line);
+        n++;
+    }
+    if (n > 0) {
+        out[n] = outer;
+        out[n].file = out[n - 1].call_file;
+        out[n].line = out[n - 1].call_line;
+    }
+    free(scopes);
+    return n + 1;
+}
+
+int smpi_symbolize(uintptr_t return_address, smpi_frame *out, int max)
 {
     uintptr_t addr = return_address - 1;
     module *m = module_of(addr);
     Dwfl_Module *mod;
-    Dwfl_Line *line;
+    Dwarf_Die *unit;
+    Dwarf_Addr bias = 0;
 
     memset(out, 0, sizeof *out);
     out->addr = addr;
@@ -256,12 +336,12 @@ void smpi_symbolize(uintptr_t return_address, smpi_frame *out)
     if (!mod)
         mod = dead_module(m, addr);
     if (!mod)
-        return;
+        return 1;
     out->function = dwfl_module_addrname(mod, addr);
     out->function_len = out->function ? strcspn(out->function, "@") : 0;
-    line = dwfl_module_getsrc(mod, addr);
-    if (line)
-        out->file = dwfl_lineinfo(line, NULL, &out->line, NULL, NULL, NULL);
-    else
-        scan_units(mod, addr, out);
+    unit = unit_of(mod, addr, &bias);
+    line_of(mod, unit, bias, addr, out);
+    if (!unit || !out->file || max < 2)
+        return 1;
+    return expand_inlined(unit, bias, addr, out, max);
 }

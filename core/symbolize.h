@@ -17,7 +17,13 @@ typedef struct smpi_frame {
     int function_len;     /* without a symbol version ("@@GLIBC_2.34") */
     const char *file;     /* NULL without line information */
     int line;
+    int inlined;          /* a function inlined into the next frame's */
+    const char *call_file; /* inlined: where the next frame called it */
+    int call_line;
 } smpi_frame;
+
+/* Most frames one return address expands to (inlined functions). */
+#define SMPI_INLINE_MAX 8
 
 /*
  * Records the objects loaded now, so that frames in an object unloaded
@@ -38,7 +44,13 @@ void smpi_symbolize_note_object(uintptr_t start);
  * runs it with smpi_guard set. Strings stay valid until the session ends.
  */
 int smpi_symbolize_begin(void);
-void smpi_symbolize(uintptr_t return_address, smpi_frame *out);
+
+/*
+ * The frames of one return address, in out[0..max): the functions
+ * inlined at the call, innermost first, then the function that holds the
+ * code. Returns how many, 1 at least.
+ */
+int smpi_symbolize(uintptr_t return_address, smpi_frame *out, int max);
 void smpi_symbolize_end(void);
 
 #endif

@@ -356,6 +356,27 @@ openssl)
     $py -c 'import json, sys; json.load(open(sys.argv[1]))' \
         "$work"/report.* || fail "JSON report"
     ;;
+inline)
+    # a frame per inlined function, each name beside a line of its own
+    opts="json=$work/report"
+    run "$bin/leak_inline"
+    status 23
+    [ "$out" = "leak_inline done" ] || fail "output '$out'"
+    has "Direct leak of 41 byte(s) in 1 object(s) from pool 'all'"
+    src_line() { grep -nF -- "$1" "$src/leak_inline.c" | cut -d: -f1; }
+    has_re "^    #1 0x[0-9a-f]+ in make .*/leak_inline\.c:$(src_line 'inlined frame')$"
+    has_re "^    #2 0x[0-9a-f]+ in lose .*/leak_inline\.c:$(src_line 'outer frame')$"
+    has_re "^    #3 0x[0-9a-f]+ in main .*/leak_inline\.c:[0-9]+$"
+    $py - "$work"/report.* <<'PY' || fail "JSON of the inlined frame"
+import json, sys
+d = json.load(open(sys.argv[1]))
+leak = [l for l in d["leaks"] if l["kind"] == "direct"][0]
+f1, f2 = leak["stack"][1], leak["stack"][2]
+assert f1["function"] == "make" and f1["inlined"] is True, f1
+assert f2["function"] == "lose" and f2["inlined"] is False, f2
+assert f1["pc"] == f2["pc"] and f1["offset"] == f2["offset"], (f1, f2)
+PY
+    ;;
 reload)
     # a library unloaded, another loaded at its address: stacks stay exact
     opts=""
