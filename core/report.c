@@ -329,13 +329,24 @@ static void load_suppressions(suppressions *sp)
     }
 }
 
+/* The function as the report prints it: without a symbol version. */
+static const char *printed_name(const smpi_frame *f, char *buf, size_t size)
+{
+    if (!f->function)
+        return NULL;
+    snprintf(buf, size, "%.*s", f->function_len, f->function);
+    return buf;
+}
+
 static suppression *suppressed(suppressions *sp, const frames *fr)
 {
+    char name[1024];
+
     for (size_t i = 0; i < sp->n; i++) {
         const char *pat = sp->s[i].pattern;
         for (int k = 0; fr && k < fr->n; k++) {
             const smpi_frame *f = &fr->f[k];
-            if (template_match(pat, f->function) ||
+            if (template_match(pat, printed_name(f, name, sizeof name)) ||
                 template_match(pat, f->file) ||
                 template_match(pat, f->module))
                 return &sp->s[i];

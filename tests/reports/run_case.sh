@@ -377,6 +377,19 @@ assert f2["function"] == "lose" and f2["inlined"] is False, f2
 assert f1["pc"] == f2["pc"] and f1["offset"] == f2["offset"], (f1, f2)
 PY
     ;;
+versioned)
+    # suppressions see the name the report prints, without '@@VERSION'
+    opts=""
+    run "$bin/leak_versioned"
+    status 23
+    has_re "^    #1 0x[0-9a-f]+ in versioned_make .*/versioned_lib\.c:[0-9]+$"
+    printf 'leak:^versioned_make$\n' >"$work/supp"
+    opts="suppressions=$work/supp"
+    run "$bin/leak_versioned"
+    status 0
+    [ "$out" = "leak_versioned done" ] || fail "output '$out'"
+    has '      1         19 ^versioned_make$'
+    ;;
 reload)
     # a library unloaded, another loaded at its address: stacks stay exact
     opts=""
