@@ -291,6 +291,38 @@ void smpi_options_reopen_log(void)
 }
 
 /*
+ * json and suppressions are used at exit, when the program may have
+ * changed its directory (git goes to the top of its work tree): a
+ * relative path means the directory the program started in.
+ */
+static int make_absolute(const char *name, char *path)
+{
+    char cwd[PATH_MAX];
+    size_t len = strlen(path), at;
+
+    if (path[0] == '/')
+        return 0;
+    if (!getcwd(cwd, sizeof cwd))
+        goto fail;
+    at = strlen(cwd) + 1;
+    if (at + len >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        goto fail;
+    }
+    memmove(path + at, path, len + 1);
+    memcpy(path, cwd, at - 1);
+    path[at - 1] = '/';
+    return 0;
+
+fail:
+    smpi_log(SMPI_LOG_ERROR, "SMP_OPTIONS: %s: cannot make '%s' absolute "
+             "(%m): expected a path from a directory that can be named",
+             name, path);
+    path[0] = 0;
+    return -1;
+}
+
+/*
  * The JSON report is written at exit: a directory that is not there would
  * lose it after the whole run, so say so before the program starts.
  */
@@ -309,7 +341,7 @@ static int check_json(void)
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - smpi_opt.json),
                  smpi_opt.json);
     if (access(dir, W_OK | X_OK) == 0)
-        return 0;
+        return make_absolute("json", smpi_opt.json);
     smpi_log(SMPI_LOG_ERROR, "SMP_OPTIONS: json: cannot write into '%s' "
              "(%m): expected a path in a writable directory", dir);
     smpi_opt.json[0] = 0;
@@ -326,7 +358,7 @@ static int check_suppressions(void)
     if (access(smpi_opt.suppressions, R_OK) == 0) {
         /* a directory passes access() but reads as nothing */
         if (stat(smpi_opt.suppressions, &st) != 0 || !S_ISDIR(st.st_mode))
-            return 0;
+            return make_absolute("suppressions", smpi_opt.suppressions);
         errno = EISDIR;
     }
     smpi_log(SMPI_LOG_ERROR, "SMP_OPTIONS: suppressions: cannot read "

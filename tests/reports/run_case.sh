@@ -390,6 +390,20 @@ versioned)
     [ "$out" = "leak_versioned done" ] || fail "output '$out'"
     has '      1         19 ^versioned_make$'
     ;;
+chdir)
+    # relative paths name the starting directory, not where the program
+    # went (it has no JSON report there, nor suppressions)
+    mkdir "$work/start" "$work/elsewhere"
+    printf 'leak:leak_chdir.c\n' >"$work/start/supp"
+    cd "$work/start" || fail "cd"
+    opts="json=report:suppressions=supp"
+    run "$bin/leak_chdir" "$work/elsewhere"
+    cd - >/dev/null || fail "cd -"
+    status 0
+    [ "$out" = "leak_chdir done" ] || fail "output '$out'"
+    has "Suppressions used:"
+    ls "$work"/start/report.* >/dev/null 2>&1 || fail "no JSON report"
+    ;;
 reload)
     # a library unloaded, another loaded at its address: stacks stay exact
     opts=""
