@@ -80,11 +80,16 @@ int smpi_os_wipeonfork(void *p, size_t size)
 
 void smpi_os_name(void *p, size_t size, const char *name)
 {
+    static int refused;
     int saved = errno;
 
-    /* refused by kernels built without CONFIG_ANON_VMA_NAME: harmless */
-    prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size,
-          (unsigned long)name);
+    /* refused by kernels built without CONFIG_ANON_VMA_NAME: harmless,
+       and asked once */
+    if (__atomic_load_n(&refused, __ATOMIC_RELAXED))
+        return;
+    if (prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, size,
+              (unsigned long)name) != 0 && errno == EINVAL)
+        __atomic_store_n(&refused, 1, __ATOMIC_RELAXED);
     errno = saved;
 }
 
