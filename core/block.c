@@ -375,16 +375,27 @@ static void large_unlink(smp_pool *pool, smpi_large *l)
         l->next->prev = l->prev;
 }
 
+static smpi_large *cache_take(smp_pool *pool, int k)
+{
+    smpi_large *l = pool->large_cache[k];
+
+    pool->ncache--;
+    memmove(&pool->large_cache[k], &pool->large_cache[k + 1],
+            (size_t)(pool->ncache - k) * sizeof l);
+    pool->cached_pages -= l->data_pages;
+    return l;
+}
+
+/* The most recently freed span that fits without wasting a quarter. */
 static smpi_large *large_from_cache(smp_pool *pool, size_t data_pages,
                                     size_t align)
 {
-    for (int k = 0; k < pool->ncache; k++) {
+    for (int k = pool->ncache - 1; k >= 0; k--) {
         smpi_large *l = pool->large_cache[k];
         if (l->data_pages < data_pages || l->data_pages > data_pages * 5 / 4
             || (l->data & (align - 1)))
             continue;
-        pool->large_cache[k] = pool->large_cache[--pool->ncache];
-        return l;
+        return cache_take(pool, k);
     }
     return NULL;
 }
@@ -457,16 +468,26 @@ static void large_destroy(smp_pool *pool, smpi_large *l)
     errno = saved;
 }
 
-/* The block's memory must be zero already. */
+/*
+ * The block's memory must be zero already. Its span is kept for the next
+ * large block, as programs free and allocate large buffers in turns:
+ * reuse costs no system call, a new span about six. The oldest spans go
+ * when the cache is full.
+ */
 static void large_release(smp_pool *pool, smpi_large *l)
 {
     large_unlink(pool, l);
     l->live = 0;
     count_free(pool, l->size);
-    if (pool->ncache < SMPI_LARGE_CACHE)
-        pool->large_cache[pool->ncache++] = l;
-    else
+    if (l->data_pages > SMPI_LARGE_CACHE_PAGES) {
         large_destroy(pool, l);
+        return;
+    }
+    while (pool->ncache == SMPI_LARGE_CACHE ||
+           pool->cached_pages + l->data_pages > SMPI_LARGE_CACHE_PAGES)
+        large_destroy(pool, cache_take(pool, 0));
+    pool->large_cache[pool->ncache++] = l;
+    pool->cached_pages += l->data_pages;
 }
 
 static void large_check(const smpi_large *l, const void *p, const char *who)
@@ -926,7 +947,7 @@ void smpi_pool_release_all(smp_pool *pool, int destroying)
         release_large(pool, l, &r);
     }
     while (pool->ncache > 0)
-        large_destroy(pool, pool->large_cache[--pool->ncache]);
+        large_destroy(pool, cache_take(pool, pool->ncache - 1));
     pool->chunks = NULL;
     memset(pool->avail, 0, sizeof pool->avail);
 
@@ -995,7 +1016,7 @@ void smpi_pool_adopt(smp_pool *parent, smp_pool *child)
                     l->locked ? l->data_pages * SMPI_PAGE_SIZE : 0);
     }
     while (child->ncache > 0)
-        large_destroy(child, child->large_cache[--child->ncache]);
+        large_destroy(child, cache_take(child, child->ncache - 1));
 }
 
 static void relock_chunk(smpi_chunk *c, void *ctx)

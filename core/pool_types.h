@@ -24,7 +24,9 @@
 #define SMPI_CHUNK_FIRST_PAGES 4
 #define SMPI_SMALL_MAX 8192
 #define SMPI_NCLASSES 32
-#define SMPI_LARGE_CACHE 8
+/* freed large spans a pool keeps for reuse, wiped, locked and mapped */
+#define SMPI_LARGE_CACHE 32
+#define SMPI_LARGE_CACHE_PAGES 256
 
 typedef struct smpi_chunk {
     smpi_span_head head;
@@ -81,8 +83,9 @@ struct smp_pool {
     smpi_chunk *avail[SMPI_NCLASSES];
     uint32_t grown;          /* classes past their first chunk: a bit each */
     smpi_large *large_live;
-    smpi_large *large_cache[SMPI_LARGE_CACHE];
+    smpi_large *large_cache[SMPI_LARGE_CACHE]; /* oldest first */
     int ncache;
+    size_t cached_pages;
     /* frees by threads other than the owner, collected by the owner */
     smpi_chunk *remote_chunks;
     smpi_large *remote_large;
