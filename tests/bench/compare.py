@@ -15,13 +15,20 @@ SPEC: {"runs": N, "baseline": "CONFIG",
        "workloads": [["NAME", [ARGV], STDIN-PATH or null, {ENV}], ...],
        "ratios": [["CONFIG", "AGAINST", "TARGET"], ...]}
 An ENV value of null removes the variable.
+
+Each run goes through rusage.c (built here, static), so that peak RSS is
+the program's own: a child forked from python would start with python's.
 """
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def environment(*layers):
@@ -35,28 +42,40 @@ def environment(*layers):
     return env
 
 
-def run(argv, stdin, env):
+def build_launcher(work):
+    """The rusage launcher, static when the C library allows it."""
+    exe = os.path.join(work, "rusage")
+    src = os.path.join(HERE, "rusage.c")
+    for flags in (["-static"], []):
+        if subprocess.run(["cc", "-O2", *flags, "-o", exe, src],
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            return exe
+    sys.exit("compare: cannot build %s (is a C compiler installed?)" % src)
+
+
+def run(launcher, figures, argv, stdin, env):
     """One run: wall seconds, CPU seconds, peak RSS in KiB, stdout."""
     with open(stdin or os.devnull, "rb") as f:
         start = time.perf_counter()
-        child = subprocess.Popen(argv, stdin=f, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL, env=env)
-        out = child.stdout.read()
-        _, status, usage = os.wait4(child.pid, 0)
+        child = subprocess.run([launcher, figures] + argv, stdin=f,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, env=env)
         wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         sys.exit("compare: %s exited with %d" % (argv[0], child.returncode))
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out
+    with open(figures) as f:
+        user, system, rss = f.read().split()
+    return wall, float(user) + float(system), int(rss), child.stdout
 
 
-def measure(spec, name, argv, stdin, extra):
+def measure(spec, launcher, figures, name, argv, stdin, extra):
     configs = spec["configs"]
     got = {c: {"wall": [], "cpu": [], "rss": []} for c, _ in configs}
     expected = None
     for _ in range(spec["runs"]):
         for cname, cenv in configs:
-            wall, cpu, rss, out = run(argv, stdin, environment(extra, cenv))
+            wall, cpu, rss, out = run(launcher, figures, argv, stdin,
+                                      environment(extra, cenv))
             if expected is None:
                 expected = out
             elif out != expected:
@@ -72,16 +91,14 @@ def measure(spec, name, argv, stdin, extra):
             for c, v in got.items()}
 
 
-def main():
-    spec = json.load(open(sys.argv[1]))
-    base = spec["baseline"]
+def report(spec, base, launcher, figures):
     print("%d interleaved run(s) a configuration; ratios against %s, "
           "from the least CPU time" % (spec["runs"], base))
     print("%-8s %-12s %8s %8s %8s %7s %9s %7s" % (
         "program", "config", "wall_med", "cpu_min", "cpu_med", "ratio",
         "rss_MiB", "ratio"))
     for name, argv, stdin, extra in spec["workloads"]:
-        r = measure(spec, name, argv, stdin, extra)
+        r = measure(spec, launcher, figures, name, argv, stdin, extra)
         for c, _ in spec["configs"]:
             print("%-8s %-12s %8.3f %8.3f %8.3f %6.3fx %9.1f %6.3fx" % (
                 name, c, r[c]["wall"], r[c]["least"], r[c]["cpu"],
@@ -94,6 +111,17 @@ def main():
                       r[a]["cpu"] / r[b]["cpu"], r[a]["rss"] / r[b]["rss"],
                       target))
         sys.stdout.flush()
+
+
+def main():
+    spec = json.load(open(sys.argv[1]))
+    base = spec["baseline"]
+    work = tempfile.mkdtemp(prefix="compare.")
+    try:
+        report(spec, base, build_launcher(work),
+               os.path.join(work, "figures"))
+    finally:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":
