@@ -36,12 +36,13 @@ enum kind {
     SMP_SHARED,  /* one pool from smp_pool_create used by every thread */
     OPENSSL,     /* CRYPTO_secure_malloc + CRYPTO_secure_free */
     SODIUM,      /* sodium_malloc + sodium_free */
+    COMPUTE,     /* no allocation: arithmetic of about a pair's cost */
     NKINDS
 };
 
 static const char *const kind_names[NKINDS] = {
     "glibc+bzero", "smp current",    "smp created",
-    "smp shared",  "openssl secure", "sodium_malloc"
+    "smp shared",  "openssl secure", "sodium_malloc", "no allocation"
 };
 
 static const size_t sizes[] = { 32, 256, 4096 };
@@ -134,11 +135,33 @@ static void put(enum kind kind, void *p, size_t size)
         PUT;                                                                   \
     }
 
+/*
+ * Work that touches no shared state at all, in independent chains like a
+ * pair's loads and stores: how well two threads scale on this machine
+ * with nothing in their way.
+ */
+static void timed_compute(run *r)
+{
+    uint64_t x[4] = { 1, 2, 3, 4 };
+
+    for (long i = 0; i < r->pairs; i++)
+        for (int k = 0; k < 4; k++) {
+            x[k] ^= x[k] << 13;
+            x[k] ^= x[k] >> 7;
+            x[k] ^= x[k] << 17;
+            __asm__ volatile("" : "+r"(x[k]));
+        }
+    r->failed = (x[0] ^ x[1] ^ x[2] ^ x[3]) == 0;
+}
+
 static void timed_pairs(run *r, smp_pool *pool)
 {
     size_t size = r->size;
 
     switch (r->kind) {
+    case COMPUTE:
+        timed_compute(r);
+        break;
     case GLIBC:
         PAIR_LOOP(malloc(size), (explicit_bzero(p, size), free(p)));
         break;
@@ -317,6 +340,21 @@ static double mpairs(timing t, int threads)
     return t.wall <= 0 ? -1 : (double)pairs_fast * threads / t.wall / 1e6;
 }
 
+/* The same two-thread measure for work without allocation. */
+static void machine_scaling(void)
+{
+    timing t[MAX_THREADS];
+
+    for (int th = 1; th <= MAX_THREADS; th++)
+        for (int rep = 0; rep < repeats; rep++)
+            keep_best(&t[th - 1],
+                      run_once(COMPUTE, 0, 0, th, pairs_fast), rep == 0);
+    printf("%6s %6s %-12s %10.2f %10.2f", "-", "-", kind_names[COMPUTE],
+           mpairs(t[0], 1), mpairs(t[1], 2));
+    print_ratio(mpairs(t[1], 2), mpairs(t[0], 1));
+    printf("\n");
+}
+
 static void scaling_table(void)
 {
     printf("two threads against one: wall-clock throughput, million "
@@ -334,9 +372,11 @@ static void scaling_table(void)
                 print_ratio(two, one);
                 printf("\n");
             }
+    machine_scaling();
     printf("(smp shared: one pool from smp_pool_create used by both "
            "threads; the others\n use a pool per thread. Two threads can "
-           "only scale when two cores are idle.)\n\n");
+           "only scale when two cores are idle,\n and no better than the "
+           "work without allocation does.)\n\n");
 }
 
 static void print_other(int have, enum kind kind, size_t size, int live,
