@@ -187,6 +187,7 @@ static frames *frames_of(stack_cache *c, uint32_t id)
 {
     const uintptr_t *pcs;
     group *g = group_for(&c->by_id, 0, "", id);
+    unsigned generation;
     frames *fr;
     int n;
 
@@ -199,9 +200,11 @@ static frames *frames_of(stack_cache *c, uint32_t id)
         return NULL;
     g->frames = fr;
     n = smpi_stack_frames(id, &pcs);
+    generation = smpi_stack_generation(id);
     fr->f = n ? calloc((size_t)n * SMPI_INLINE_MAX, sizeof *fr->f) : NULL;
     for (int i = 0; fr->f && i < n; i++)
-        fr->n += smpi_symbolize(pcs[i], &fr->f[fr->n], SMPI_INLINE_MAX);
+        fr->n += smpi_symbolize(pcs[i], generation, &fr->f[fr->n],
+                                SMPI_INLINE_MAX);
     return fr;
 }
 

@@ -22,6 +22,7 @@
 #include "meta.h"
 #include "options.h"
 #include "stack.h"
+#include "unwind.h"
 #include "walk.h"
 
 #define CHUNK_SHIFT 20
@@ -33,7 +34,7 @@ typedef struct record {
     _Atomic uint32_t next; /* id of the next record in the chain */
     uint32_t hash;
     uint32_t count;
-    uint32_t unused;
+    uint32_t generation;   /* what the addresses meant: see symbolize.h */
     uintptr_t pcs[];
 } record;
 
@@ -129,30 +130,35 @@ static uint32_t hash_of(const uintptr_t *pcs, int n)
     return (uint32_t)(h * 0xc4ceb9fe1a85ec53u >> 32);
 }
 
-static int same(const record *r, uint32_t hash, const uintptr_t *pcs,
-                int n)
+static int same(const record *r, uint32_t hash, uint32_t generation,
+                const uintptr_t *pcs, int n)
 {
     return r->hash == hash && r->count == (uint32_t)n &&
+           r->generation == generation &&
            memcmp(r->pcs, pcs, (size_t)n * sizeof *pcs) == 0;
 }
 
 /* Walks the chain from id down to stop (exclusive) looking for pcs. */
 static uint32_t find(uint32_t id, uint32_t stop, uint32_t hash,
-                     const uintptr_t *pcs, int n)
+                     uint32_t generation, const uintptr_t *pcs, int n)
 {
     while (id && id != stop) {
         record *r = lookup(id);
-        if (same(r, hash, pcs, n))
+        if (same(r, hash, generation, pcs, n))
             return id;
         id = atomic_load_explicit(&r->next, memory_order_acquire);
     }
     return 0;
 }
 
-static uint32_t depot_put(const uintptr_t *pcs, int n)
+/*
+ * The id of pcs as captured in generation: addresses from before and
+ * after a dlclose may name different objects, so they are two stacks.
+ */
+static uint32_t depot_put(const uintptr_t *pcs, int n, uint32_t generation)
 {
     _Atomic uint32_t *table = chain_heads();
-    uint32_t hash = hash_of(pcs, n);
+    uint32_t hash = hash_of(pcs, n) ^ generation * 0x9e3779b9u;
     uint32_t head, seen = 0, mine = 0, found;
     _Atomic uint32_t *slot;
 
@@ -162,7 +168,7 @@ static uint32_t depot_put(const uintptr_t *pcs, int n)
     head = atomic_load_explicit(slot, memory_order_acquire);
     for (;;) {
         /* only records pushed since the last look can be new */
-        found = find(head, seen, hash, pcs, n);
+        found = find(head, seen, hash, generation, pcs, n);
         if (found)
             return found; /* a record of ours, if any, stays unused */
         if (!mine) {
@@ -172,6 +178,7 @@ static uint32_t depot_put(const uintptr_t *pcs, int n)
             record *r = lookup(mine);
             r->hash = hash;
             r->count = (uint32_t)n;
+            r->generation = generation;
             memcpy(r->pcs, pcs, (size_t)n * sizeof *pcs);
         }
         atomic_store_explicit(&lookup(mine)->next, head,
@@ -264,7 +271,7 @@ __attribute__((noinline)) uint64_t smpi_stack_memo(int max, unsigned skip,
 static uint64_t make_id(const uintptr_t *pcs, int n, void *ctx)
 {
     (void)ctx;
-    return n > 0 ? depot_put(pcs, n) : 0;
+    return n > 0 ? depot_put(pcs, n, smpi_unwind_generation()) : 0;
 }
 
 __attribute__((noinline)) uint32_t smpi_stack_capture(unsigned skip)
@@ -293,6 +300,13 @@ __attribute__((noinline)) int smpi_stack_walk_libunwind(uintptr_t *pcs,
 
     __asm__ volatile("" ::: "memory");
     return n;
+}
+
+unsigned smpi_stack_generation(uint32_t id)
+{
+    const uintptr_t *pcs;
+
+    return smpi_stack_frames(id, &pcs) ? lookup(id)->generation : 0;
 }
 
 int smpi_stack_frames(uint32_t id, const uintptr_t **pcs)

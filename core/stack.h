@@ -34,6 +34,12 @@ uint64_t smpi_stack_memo(int max, unsigned skip, const smpi_memo_req *req);
 /* The same walk done by libunwind alone (benchmarks and tests). */
 int smpi_stack_walk_libunwind(uintptr_t *pcs, int max, unsigned skip);
 
+/*
+ * The unwind generation a depot id was captured in (see symbolize.h), 0
+ * for an unknown id.
+ */
+unsigned smpi_stack_generation(uint32_t id);
+
 /* The frames of a depot id; returns their count (0 for an unknown id). */
 int smpi_stack_frames(uint32_t id, const uintptr_t **pcs);
 

@@ -1,7 +1,7 @@
 /*
  * Symbolization, at report time only. The module table is filled from
  * dl_iterate_phdr and never shrinks, so an object unloaded by dlclose
- * still names its frames (when smpi_symbolize_note_modules ran before).
+ * still names the frames captured while it was loaded.
  * Names and lines come from elfutils' libdwfl: the live process is read
  * through /proc/self/maps, unloaded objects are opened again by path.
  */
@@ -26,6 +26,7 @@ typedef struct module {
     char path[MODULE_PATH_MAX];
     char build_id[41];
     int loaded;           /* still mapped when the session began */
+    unsigned until;       /* unloaded in this generation; 0: loaded */
     Dwfl *dead;           /* a session of its own once it was unloaded */
 } module;
 
@@ -116,7 +117,7 @@ static int note_one(struct dl_phdr_info *info, size_t size, void *ctx)
     module_path(info, m.path);
     for (int i = 0; i < nmodules; i++) {
         if (modules[i].start == start && modules[i].end == end &&
-            !strcmp(modules[i].path, m.path)) {
+            !modules[i].until && !strcmp(modules[i].path, m.path)) {
             modules[i].loaded = 1;
             return 0;
         }
@@ -134,13 +135,22 @@ static int note_one(struct dl_phdr_info *info, size_t size, void *ctx)
     return 0;
 }
 
+/* Marks what is loaded now; the caller holds modules_mutex. */
+static void note_loaded(void)
+{
+    if (!modules)
+        modules = smpi_meta_alloc(MODULES_MAX * sizeof *modules);
+    if (!modules)
+        return;
+    for (int i = 0; i < nmodules; i++)
+        modules[i].loaded = 0;
+    dl_iterate_phdr(note_one, NULL);
+}
+
 void smpi_symbolize_note_modules(void)
 {
     pthread_mutex_lock(&modules_mutex);
-    if (!modules)
-        modules = smpi_meta_alloc(MODULES_MAX * sizeof *modules);
-    if (modules)
-        dl_iterate_phdr(note_one, NULL);
+    note_loaded();
     pthread_mutex_unlock(&modules_mutex);
 }
 
@@ -149,16 +159,27 @@ void smpi_symbolize_note_object(uintptr_t start)
     int n = __atomic_load_n(&nmodules, __ATOMIC_ACQUIRE);
 
     for (int i = n; i-- > 0;) {
-        if (modules[i].start == start)
+        if (modules[i].start == start &&
+            !__atomic_load_n(&modules[i].until, __ATOMIC_RELAXED))
             return;
     }
     smpi_symbolize_note_modules();
 }
 
+void smpi_symbolize_note_unload(unsigned generation)
+{
+    pthread_mutex_lock(&modules_mutex);
+    note_loaded();
+    for (int i = 0; i < nmodules; i++) {
+        if (!modules[i].loaded && !modules[i].until)
+            __atomic_store_n(&modules[i].until, generation,
+                             __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&modules_mutex);
+}
+
 int smpi_symbolize_begin(void)
 {
-    for (int i = 0; i < nmodules; i++)
-        modules[i].loaded = 0;
     smpi_symbolize_note_modules();
     live = dwfl_begin(&callbacks);
     if (!live)
@@ -184,14 +205,25 @@ void smpi_symbolize_end(void)
     }
 }
 
-/* Newest first: a range reused after dlclose belongs to the newer one. */
-static module *module_of(uintptr_t addr)
+/*
+ * The object that held addr in generation: of those that held it, the
+ * one unloaded first after that generation (or still loaded). An object
+ * can take the range of another only once that one is unloaded.
+ */
+static module *module_of(uintptr_t addr, unsigned generation)
 {
-    for (int i = nmodules; i-- > 0;) {
-        if (addr >= modules[i].start && addr < modules[i].end)
-            return &modules[i];
+    module *best = NULL;
+
+    for (int i = 0; i < nmodules; i++) {
+        module *m = &modules[i];
+
+        if (addr < m->start || addr >= m->end ||
+            (m->until && m->until <= generation))
+            continue;
+        if (!best || (m->until && (!best->until || m->until < best->until)))
+            best = m;
     }
-    return NULL;
+    return best;
 }
 
 /* The module as the live process maps it now, if it is still there. */
@@ -318,10 +350,11 @@ static int expand_inlined(Dwarf_Die *unit, Dwarf_Addr bias, uintptr_t addr,
     return n + 1;
 }
 
-int smpi_symbolize(uintptr_t return_address, smpi_frame *out, int max)
+int smpi_symbolize(uintptr_t return_address, unsigned generation,
+                   smpi_frame *out, int max)
 {
     uintptr_t addr = return_address - 1;
-    module *m = module_of(addr);
+    module *m = module_of(addr, generation);
     Dwfl_Module *mod;
     Dwarf_Die *unit;
     Dwarf_Addr bias = 0;

@@ -26,18 +26,27 @@ typedef struct smpi_frame {
 #define SMPI_INLINE_MAX 8
 
 /*
- * Records the objects loaded now, so that frames in an object unloaded
- * later (dlclose) keep their module, offset and build-id. Never calls
- * malloc; call it before dlclose.
+ * Addresses name objects as of a generation: the unwind generation,
+ * which changes at every dlclose (smpi_unwind_forget). An object loaded
+ * later at the addresses of an unloaded one names them from then on;
+ * frames captured before keep the unloaded object's module, offset and
+ * build-id, and its names from its file.
  */
+
+/* Records the objects loaded now. Never calls malloc. */
 void smpi_symbolize_note_modules(void);
 
 /*
  * The stack walk met code of the object loaded at start: notes the
- * objects if that one is new. So frames keep their module even when no
- * one called smpi_symbolize_note_modules before a dlclose.
+ * objects if that one is new. Never calls malloc.
  */
 void smpi_symbolize_note_object(uintptr_t start);
+
+/*
+ * After a dlclose, in generation: the objects no longer loaded name no
+ * address captured from generation on.
+ */
+void smpi_symbolize_note_unload(unsigned generation);
 
 /*
  * A symbolization session. It allocates (elfutils does), so the caller
@@ -46,11 +55,12 @@ void smpi_symbolize_note_object(uintptr_t start);
 int smpi_symbolize_begin(void);
 
 /*
- * The frames of one return address, in out[0..max): the functions
- * inlined at the call, innermost first, then the function that holds the
- * code. Returns how many, 1 at least.
+ * The frames of one return address captured in generation, in
+ * out[0..max): the functions inlined at the call, innermost first, then
+ * the function that holds the code. Returns how many, 1 at least.
  */
-int smpi_symbolize(uintptr_t return_address, smpi_frame *out, int max);
+int smpi_symbolize(uintptr_t return_address, unsigned generation,
+                   smpi_frame *out, int max);
 void smpi_symbolize_end(void);
 
 #endif

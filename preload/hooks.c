@@ -35,6 +35,7 @@
 #include "preload.h"
 #include "rules.h"
 #include "stack.h"
+#include "symbolize.h"
 #include "thread.h"
 #include "unwind.h"
 #pragma GCC visibility pop
@@ -468,6 +469,8 @@ HOOK int dlclose(void *handle)
      * frame layouts: unwind rules kept by return address are stale now.
      */
     smpi_unwind_forget();
+    /* frames captured from now on may name another object there */
+    smpi_symbolize_note_unload(smpi_unwind_generation());
     if (smpi_rules_active)
         refresh_rules();
     return ret;
