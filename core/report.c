@@ -419,22 +419,39 @@ static int pool_rows(const smpi_leak_scan *scan, rows *rs)
     return 0;
 }
 
+/* A count of the scan at exit, or "-" when no scan ran (detect_leaks=0). */
+static const char *scanned(size_t n, char *buf, size_t size)
+{
+    if (!smpi_opt.detect_leaks)
+        return "-";
+    snprintf(buf, size, "%zu", n);
+    return buf;
+}
+
 static void print_stats(out *o, const rows *rs)
 {
+    int width = 20;
+    char reach[32], leak[32];
+
+    for (size_t i = 0; i < rs->n; i++) {
+        int len = (int)strlen(rs->r[i].s.pool_name);
+        width = len > width ? len : width;
+    }
     say(o, "smp: statistics per pool (the instances of every thread "
         "added up; bytes asked for):\n");
-    say(o, "%-20s %5s %10s %10s %12s %12s %14s %12s %6s %8s %8s %8s "
-        "%9s %8s\n", "pool", "inst", "allocs", "frees", "live_bytes",
+    say(o, "%-*s %5s %10s %10s %12s %12s %14s %12s %6s %8s %9s %8s "
+        "%9s %8s\n", width, "pool", "inst", "allocs", "frees", "live_bytes",
         "peak_bytes", "total_bytes", "locked", "lockf", "scope_in",
         "scope_out", "escaped", "reachable", "leaked");
     for (size_t i = 0; i < rs->n; i++) {
         const pool_row *r = &rs->r[i];
-        say(o, "%-20s %5zu %10zu %10zu %12zu %12zu %14zu %12zu %6zu %8zu "
-            "%8zu %8zu %9zu %8zu\n", r->s.pool_name, r->instances,
+        say(o, "%-*s %5zu %10zu %10zu %12zu %12zu %14zu %12zu %6zu %8zu "
+            "%9zu %8zu %9s %8s\n", width, r->s.pool_name, r->instances,
             r->s.allocations, r->s.frees, r->s.live_bytes, r->s.peak_bytes,
             r->s.total_bytes, r->s.locked_bytes, r->s.lock_failures,
             r->s.scope_entries, r->s.scope_exits, r->s.escaped_blocks,
-            r->reachable, r->leaked);
+            scanned(r->reachable, reach, sizeof reach),
+            scanned(r->leaked, leak, sizeof leak));
     }
 }
 
@@ -580,8 +597,16 @@ static void json_frames(out *o, const frames *fr)
     say(o, "]");
 }
 
+/* The same in JSON: null when no scan ran. */
+static const char *json_scanned(size_t n, char *buf, size_t size)
+{
+    return smpi_opt.detect_leaks ? scanned(n, buf, size) : "null";
+}
+
 static void json_pools(out *o, const rows *rs)
 {
+    char reach[32], leak[32];
+
     say(o, "\"pools\":[");
     for (size_t i = 0; i < rs->n; i++) {
         const pool_row *r = &rs->r[i];
@@ -592,11 +617,13 @@ static void json_pools(out *o, const rows *rs)
             "\"total_bytes\":%zu,\"locked_bytes\":%zu,"
             "\"lock_failures\":%zu,\"scope_entries\":%zu,"
             "\"scope_exits\":%zu,\"escaped_blocks\":%zu,"
-            "\"reachable_blocks\":%zu,\"leaked_blocks\":%zu}",
+            "\"reachable_blocks\":%s,\"leaked_blocks\":%s}",
             r->instances, r->s.allocations, r->s.frees, r->s.live_blocks,
             r->s.live_bytes, r->s.peak_bytes, r->s.total_bytes,
             r->s.locked_bytes, r->s.lock_failures, r->s.scope_entries,
-            r->s.scope_exits, r->s.escaped_blocks, r->reachable, r->leaked);
+            r->s.scope_exits, r->s.escaped_blocks,
+            json_scanned(r->reachable, reach, sizeof reach),
+            json_scanned(r->leaked, leak, sizeof leak));
     }
     say(o, "],\n");
 }

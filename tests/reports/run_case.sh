@@ -171,6 +171,22 @@ options)
     run "$bin/leak_shapes"
     has_re "^pool +inst +allocs +frees +live_bytes +peak_bytes"
     has_re "^all +1 +[0-9]+ +[0-9]+ .* 3$"
+    # without a scan there is nothing to count as reachable or leaked
+    opts="print_stats=1:detect_leaks=0:json=$work/nodetect"
+    run "$bin/leak_shapes"
+    has_re "^all +1 +[0-9]+ +[0-9]+ .* - +-$"
+    $py -c 'import json, sys
+p = json.load(open(sys.argv[1]))["pools"][0]
+assert p["reachable_blocks"] is None and p["leaked_blocks"] is None, p' \
+        "$work"/nodetect.* || fail "JSON counts without a scan"
+    # a long pool name widens the column: the figures stay under their heads
+    SMP_POOL_SCOPE='a-pool-name-of-thirty-letters=*' \
+        SMP_OPTIONS=print_stats=1:detect_leaks=0 LD_PRELOAD="$preload" \
+        "$bin/leak_shapes" >/dev/null 2>"$work/wide"
+    head_end=$(grep -E "^pool " "$work/wide" | awk '{ print length($0) }')
+    row_end=$(grep -E "^a-pool-name" "$work/wide" | awk '{ print length($0) }')
+    [ -n "$head_end" ] && [ "$head_end" = "$row_end" ] ||
+        fail "columns: head ends at '$head_end', row at '$row_end'"
     opts="report_reachable=1"
     run "$bin/leak_shapes"
     has "Reachable block of 40 byte(s) in 1 object(s) from pool 'all'"
