@@ -37,10 +37,14 @@ static SMPI_HOT unsigned class_of(size_t size)
     return 8 + (top - 7) * 4 + (unsigned)((s >> (top - 2)) & 3);
 }
 
-/* The smallest class that fits size and whose blocks keep align. */
+/*
+ * The smallest class that fits size and whose blocks keep align. A chunk
+ * starts on a page, so its blocks keep no alignment above one page: those
+ * are large blocks, placed by their own span.
+ */
 static SMPI_HOT int class_for(size_t size, size_t align)
 {
-    if (size > SMPI_SMALL_MAX)
+    if (size > SMPI_SMALL_MAX || align > SMPI_PAGE_SIZE)
         return -1;
     unsigned cls = class_of(size);
     if (align <= 16)

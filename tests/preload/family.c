@@ -132,7 +132,7 @@ static void check_realloc(void)
 static void check_posix_memalign(void)
 {
     static const size_t bad[] = { 0, 1, 3, 4, 12, 24, 48, 4097 };
-    static const size_t good[] = { 8, 16, 32, 64, 256, 4096, 65536 };
+    static const size_t good[] = { 8, 16, 32, 64, 256, 4096, 8192, 65536 };
     void *p;
 
     /* a bad alignment is EINVAL, returned, with errno left alone */
@@ -178,6 +178,11 @@ static void check_memalign(void)
     p = memalign(8, 10);
     home(p);
     CHECK(ALIGNED(p, 16));
+    free(p);
+    /* above a page, small blocks too */
+    p = memalign(8192, 10);
+    home(p);
+    CHECK(ALIGNED(p, 8192));
     free(p);
     p = memalign(1 << 20, 100);
     home(p);

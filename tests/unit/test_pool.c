@@ -85,6 +85,31 @@ Test(pool, blocks_are_aligned_and_do_not_overlap)
     cr_assert_eq(smp_pool_destroy(pool), 0);
 }
 
+Test(pool, every_alignment_holds_for_small_and_large_sizes)
+{
+    static const size_t sizes[] = { 0, 1, 100, 4096, 5000, 8192, 70000 };
+    smp_pool *pool = smp_pool_create("aligned");
+
+    /* alignments above a page too: a chunk itself starts on a page only */
+    for (size_t align = 16; align <= 65536; align *= 2) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            void *p[3];
+
+            for (int k = 0; k < 3; k++) {
+                p[k] = smpi_pool_alloc(pool, sizes[i], align, 0);
+                cr_assert_not_null(p[k], "size %zu align %zu", sizes[i],
+                                   align);
+                cr_assert_eq((uintptr_t)p[k] % align, 0,
+                             "size %zu align %zu at %p", sizes[i], align,
+                             p[k]);
+            }
+            for (int k = 0; k < 3; k++)
+                smp_free(p[k]);
+        }
+    }
+    cr_assert_eq(smp_pool_destroy(pool), 0);
+}
+
 Test(pool, ownership_is_known)
 {
     int on_stack = 0;
