@@ -747,15 +747,6 @@ static size_t block_usable(const smpi_span_head *h)
     return ((const smpi_large *)h)->data_pages * SMPI_PAGE_SIZE;
 }
 
-static size_t block_size(const smpi_span_head *h, const void *p)
-{
-    if (h->kind == SMPI_SPAN_SMALL) {
-        const smpi_chunk *c = (const smpi_chunk *)h;
-        return c->sizes[block_index(c, p)];
-    }
-    return ((const smpi_large *)h)->size;
-}
-
 static void check_live(smpi_span_head *h, const void *p, const char *who)
 {
     if (h->kind == SMPI_SPAN_SMALL)
@@ -803,7 +794,6 @@ void *smpi_realloc(void *p, size_t size, uint32_t stack)
     int mine = pool->shared || (self && pool->owner == self);
 
     check_live(h, p, "realloc");
-    size_t old = block_size(h, p);
     if (mine) {
         if (pool->shared)
             lock_pool(pool);
@@ -821,6 +811,12 @@ void *smpi_realloc(void *p, size_t size, uint32_t stack)
     void *q = home ? smpi_pool_alloc(home, size, 0, stack) : NULL;
     if (!q)
         return NULL;
+
+    /*
+     * All of the old block moves, as with glibc: a program may fill what
+     * malloc_usable_size reported beyond the size it asked for.
+     */
+    size_t old = block_usable(h);
     memcpy(q, p, old < size ? old : size);
     smpi_free(p, "realloc");
     return q;

@@ -106,6 +106,16 @@ static void check_realloc(void)
     for (int i = 0; i < 10; i++)
         CHECK(p[i] == i);
 
+    /* what malloc_usable_size offered beyond the size asked for moves too */
+    size_t usable = malloc_usable_size(p);
+    memset(p + 10, 0x77, usable - 10);
+    p = realloc(p, usable * 3 + 5000);
+    home(p);
+    for (size_t i = 10; i < usable; i++)
+        CHECK(p[i] == 0x77);
+    p = realloc(p, 10);
+    home(p);
+
     /* reallocarray refuses an overflow and leaves the block alone */
     errno = 0;
     CHECK(reallocarray(p, half, 3) == NULL);

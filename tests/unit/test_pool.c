@@ -110,6 +110,29 @@ Test(pool, every_alignment_holds_for_small_and_large_sizes)
     cr_assert_eq(smp_pool_destroy(pool), 0);
 }
 
+Test(pool, realloc_moves_every_usable_byte)
+{
+    static const size_t sizes[] = { 1, 40, 100, 3000, 9000, 70000 };
+    smp_pool *pool = smp_pool_create("resized");
+
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = smp_alloc(pool, sizes[i]);
+        size_t usable = smpi_usable_size(p, "test");
+
+        /* the bytes past the size asked for are the program's too */
+        cr_assert_geq(usable, sizes[i]);
+        memset(p, 0x3c, usable);
+        p = smpi_realloc(p, 4 * usable + 100, 0);
+        cr_assert_not_null(p, "size %zu", sizes[i]);
+        cr_assert(all_bytes_are(p, usable, 0x3c), "size %zu: usable %zu",
+                  sizes[i], usable);
+        cr_assert(all_bytes_are(p + usable, 3 * usable + 100, 0),
+                  "size %zu: the new bytes are zero", sizes[i]);
+        smp_free(p);
+    }
+    cr_assert_eq(smp_pool_destroy(pool), 0);
+}
+
 Test(pool, ownership_is_known)
 {
     int on_stack = 0;
