@@ -93,6 +93,7 @@ static void warn_lock_failure(int err)
 int smpi_lock_memory(smp_pool *pool, void *p, size_t bytes, int *locked)
 {
     int policy = smp_get_mlock_policy();
+    int saved_errno = errno;
 
     *locked = 0;
     if (policy == SMP_MLOCK_OFF)
@@ -106,7 +107,10 @@ int smpi_lock_memory(smp_pool *pool, void *p, size_t bytes, int *locked)
     SMPI_STAT_ADD(pool->c.lock_failures, 1);
     if (policy == SMP_MLOCK_REQUIRE)
         return ENOMEM;
+
+    /* the allocation goes on and succeeds: it must not leave mlock's errno */
     warn_lock_failure(err);
+    errno = saved_errno;
     return 0;
 }
 

@@ -32,7 +32,8 @@ enum {
     BAD_STATS,
     BAD_SMAPS,
     BAD_DATA,
-    NO_FAILURE
+    NO_FAILURE,
+    ERRNO_CHANGED
 };
 
 static const char *const failures[] = {
@@ -43,6 +44,7 @@ static const char *const failures[] = {
     [BAD_SMAPS] = "/proc/self/smaps shows locked pages",
     [BAD_DATA] = "a block lost its contents",
     [NO_FAILURE] = "no allocation failed past the limit",
+    [ERRNO_CHANGED] = "an allocation that succeeded changed errno",
 };
 
 static const char *failure(const child_result *child)
@@ -51,7 +53,7 @@ static const char *failure(const child_result *child)
 
     if (code < 0)
         return "the child was killed";
-    if (code >= NO_DROP && code <= NO_FAILURE)
+    if (code >= NO_DROP && code <= ERRNO_CHANGED)
         return failures[code];
     return "unknown exit code";
 }
@@ -141,14 +143,21 @@ static void try_child(void *arg)
     smp_set_mlock_policy(SMP_MLOCK_TRY);
     pool = smp_pool_create("tried");
 
+    /* allocations that succeed unlocked leave errno as it was */
     for (int i = 0; i < NBLOCKS; i++) {
+        errno = 0;
         blocks[i] = smp_alloc(pool, BLOCK);
         if (!blocks[i])
             _exit(BAD_ALLOC);
+        if (errno != 0)
+            _exit(ERRNO_CHANGED);
         memset(blocks[i], i, BLOCK);
     }
+    errno = 0;
     if (!smp_alloc(pool, 4 * LIMIT))
         _exit(BAD_ALLOC);
+    if (errno != 0)
+        _exit(ERRNO_CHANGED);
 
     for (int i = 0; i < NBLOCKS; i++)
         for (int j = 0; j < BLOCK; j++)
