@@ -350,9 +350,13 @@ HOOK int posix_memalign(void **out, size_t align, size_t size)
     saved = errno;
     p = pool_alloc(pool, size, align <= MIN_ALIGN ? 0 : align);
     KEEP_FRAME(p);
-    errno = saved;
-    if (!p)
+
+    /* as glibc: no memory sets errno too, success leaves it alone */
+    if (!p) {
+        errno = ENOMEM;
         return ENOMEM;
+    }
+    errno = saved;
     *out = p;
     return 0;
 }

@@ -163,7 +163,16 @@ static void check_posix_memalign(void)
     CHECK(posix_memalign(&p, 64, 0) == 0);
     home(p);
     free(p);
+    /* no memory: returned, and in errno as glibc sets it */
+    p = (void *)1;
+    errno = 0;
     CHECK(posix_memalign(&p, 64, huge - 4096) == ENOMEM);
+    CHECK(errno == ENOMEM);
+    CHECK(p == (void *)1);
+    errno = 0;
+    CHECK(posix_memalign(&p, 16, half + 1) == ENOMEM);
+    CHECK(errno == ENOMEM);
+    CHECK(p == (void *)1);
 }
 
 static void check_memalign(void)
