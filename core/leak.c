@@ -37,6 +37,7 @@
 #define EXCLUDE_MAX 64
 #define RED_ZONE 128
 #define STOP_DEADLINE_NS 2000000000L
+#define FINAL_DEADLINE_NS 100000000L /* at the end: no scan waits on it */
 #define RETRY_NS 500000L
 
 /* ---- scratch memory, never from malloc ---- */
@@ -208,11 +209,11 @@ static long now_ns(void)
 static struct sigaction old_action;
 static int stop_signal;
 
-/* Returns how many threads did not stop before the deadline. */
-static int stop_world(int *missing, int max)
+/* Returns how many threads did not stop within wait_ns. */
+static int stop_world(int *missing, int max, long wait_ns)
 {
     struct sigaction sa;
-    long deadline = now_ns() + STOP_DEADLINE_NS;
+    long deadline = now_ns() + wait_ns;
     int self = smpi_os_tid();
     int running;
 
@@ -680,7 +681,7 @@ int smpi_leak_scan_run(smpi_leak_scan *scan, uintptr_t stack_top)
     int running, status;
 
     memset(scan, 0, sizeof *scan);
-    running = stop_world(missing, 16);
+    running = stop_world(missing, 16, STOP_DEADLINE_NS);
     if (running < 0)
         return -1;
 
@@ -716,4 +717,12 @@ void smpi_leak_scan_free(smpi_leak_scan *scan)
     release(&blocks);
     release(&pools);
     memset(scan, 0, sizeof *scan);
+}
+
+int smpi_stop_others_for_good(void)
+{
+    int missing[1];
+
+    /* never resumed: the parked threads wait until the process ends */
+    return stop_world(missing, 0, FINAL_DEADLINE_NS);
 }

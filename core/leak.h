@@ -52,4 +52,13 @@ int smpi_leak_scan_run(smpi_leak_scan *scan, uintptr_t stack_top);
 
 void smpi_leak_scan_free(smpi_leak_scan *scan);
 
+/*
+ * For the last moment of the process: stops every other thread the way
+ * the scan does and never lets them go, so that no code of the program
+ * runs once the pools are wiped. A thread that blocks the stop signal is
+ * waited for briefly, then left running. Returns how many were left, or
+ * -1 when the bookkeeping could not be mapped.
+ */
+int smpi_stop_others_for_good(void);
+
 #endif

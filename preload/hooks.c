@@ -134,6 +134,9 @@ static __attribute__((noinline)) void pool_free(void *p, const char *who)
     int saved = errno;
     int guard = smpi_guard;
 
+    /* after the exit report the pools only wait to be wiped as a whole */
+    if (unlikely(smpi_preload_done))
+        return;
     smpi_guard = 1;
     smpi_free(p, who);
     smpi_guard = guard;

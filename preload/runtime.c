@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "leak.h"
 #include "log.h"
 #include "options.h"
 #include "pool.h"
@@ -308,19 +309,47 @@ static int report_needed(void)
     return blocks > 0;
 }
 
+/* The exit status the report chose (leaks found), or -1. */
+static int report_status = -1;
+
+/*
+ * The last exit handler of the process. Registered while exit runs the
+ * destructors, it is called by glibc once they are all done, with the exit
+ * status. Threads the program left running could still read their blocks:
+ * they are stopped for good before the pools are wiped, and the process
+ * ends here, since they may hold locks that the rest of exit would take.
+ */
+static void end_of_exit(int status, void *arg)
+{
+    size_t live = 0;
+
+    (void)arg;
+
+    /* with no block to wipe under anyone's feet, glibc ends the process */
+    smpi_foreach_pool(count_live, &live);
+    if (!live && report_status < 0) {
+        smpi_teardown();
+        return;
+    }
+
+    fflush(NULL);
+    smpi_stop_others_for_good();
+    smpi_teardown();
+    _exit(report_status >= 0 ? report_status : status);
+}
+
 /*
  * Runs once, as the preload's destructor: after main returned or exit was
  * called, after the atexit handlers and the destructors of the program and
  * of every object loaded after the preload. Objects the preload depends on
  * (libc, libunwind, ...) may still allocate and free after it: routing is
- * off by then, so new blocks pass through and frees of pool blocks are
- * ignored by the torn-down core. _exit and fatal signals skip all of this,
- * the report included.
+ * off by then, so new blocks pass through, frees of pool blocks are
+ * ignored and resizes move them out. The pools are wiped at the very end
+ * (end_of_exit). _exit and fatal signals skip all of this, the report
+ * included.
  */
 void smpi_runtime_exit(void)
 {
-    int status = -1;
-
     if (__atomic_exchange_n(&exited, 1, __ATOMIC_ACQ_REL))
         return;
 
@@ -333,16 +362,20 @@ void smpi_runtime_exit(void)
      */
     fflush(NULL);
     if (report_needed())
-        status = smpi_report_exit();
-
+        report_status = smpi_report_exit();
     __atomic_store_n(&smpi_preload_done, 1, __ATOMIC_RELEASE);
+
+    if (on_exit(end_of_exit, NULL) == 0)
+        return;
+
+    /* no exit handler to be had: wipe now, other threads or not */
     smpi_teardown();
     /*
      * stdio went out above; flushing again now would walk FILE objects
      * that were pool blocks, zeroed by the teardown (a NULL lock).
      */
-    if (status >= 0)
-        _exit(status);
+    if (report_status >= 0)
+        _exit(report_status);
 }
 
 static __attribute__((destructor)) void runtime_stop(void)
