@@ -498,7 +498,7 @@ static uintptr_t stack_floor(uintptr_t start, uintptr_t end, int nparked_,
 
 static int read_maps(scratch *text, size_t *len)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = open(SMPI_PROC_MAPS, O_RDONLY | O_CLOEXEC);
     long n;
 
     *len = 0;

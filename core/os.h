@@ -9,6 +9,14 @@
 
 #define SMPI_PAGE_SIZE 4096u
 
+/*
+ * The process's memory map and executable, as seen by the calling thread.
+ * /proc/self is the main thread: once it has called pthread_exit while
+ * other threads go on, its maps read as empty and its exe link fails.
+ */
+#define SMPI_PROC_MAPS "/proc/thread-self/maps"
+#define SMPI_PROC_EXE "/proc/thread-self/exe"
+
 /* Address space with no access and no backing; NULL on failure. */
 void *smpi_os_reserve(size_t size);
 /* Makes reserved pages readable and writable (they read as zero). */

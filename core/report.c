@@ -17,6 +17,7 @@
 #include "leak.h"
 #include "log.h"
 #include "options.h"
+#include "os.h"
 #include "pool.h"
 #include "report.h"
 #include "stack.h"
@@ -659,7 +660,7 @@ static void write_json(const groups *gs, const rows *rs,
                        const smpi_leak_scan *scan, int status)
 {
     char path[PATH_MAX + 16], exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ssize_t n = readlink(SMPI_PROC_EXE, exe, sizeof exe - 1);
     out *o = malloc(sizeof *o);
 
     exe[n > 0 ? n : 0] = 0;

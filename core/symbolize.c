@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "meta.h"
+#include "os.h"
 #include "symbolize.h"
 
 #define MODULES_MAX 2048
@@ -92,7 +93,7 @@ static void module_path(const struct dl_phdr_info *info, char *out)
         return;
     }
     /* the main program has no name in the loader's list */
-    n = readlink("/proc/self/exe", out, MODULE_PATH_MAX - 1);
+    n = readlink(SMPI_PROC_EXE, out, MODULE_PATH_MAX - 1);
     out[n > 0 ? n : 0] = 0;
 }
 

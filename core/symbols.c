@@ -18,6 +18,7 @@
 
 #include "glob.h"
 #include "meta.h"
+#include "os.h"
 #include "symbols.h"
 
 /* One loaded object as dl_iterate_phdr shows it, copied out. */
@@ -266,8 +267,8 @@ static void sort_hits(smpi_object *o)
 
 static void read_object(smpi_object *o, int is_main)
 {
-    /* the executable's own name may be gone; /proc/self/exe is not */
-    int fd = open(is_main ? "/proc/self/exe" : o->path, O_RDONLY | O_CLOEXEC);
+    /* the executable's own name may be gone; its /proc link is not */
+    int fd = open(is_main ? SMPI_PROC_EXE : o->path, O_RDONLY | O_CLOEXEC);
     collect c = { o, 0 };
 
     if (fd < 0)
@@ -298,7 +299,7 @@ static smpi_object *object_new(const entry *e, int is_main)
     const char *path = e->path;
 
     if (is_main) {
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        ssize_t n = readlink(SMPI_PROC_EXE, exe, sizeof exe - 1);
         exe[n > 0 ? n : 0] = '\0';
         path = exe;
     }

@@ -16,6 +16,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "os.h"
 #include "preload.h"
 
 /* The directory of the object map, without a trailing slash. */
@@ -31,7 +32,7 @@ static int origin_of(const struct link_map *map, char *out, size_t size)
         memcpy(out, map->l_name, (size_t)n + 1);
     } else {
         /* the executable's own entry has an empty name */
-        n = readlink("/proc/self/exe", out, size - 1);
+        n = readlink(SMPI_PROC_EXE, out, size - 1);
         if (n <= 0)
             return -1;
         out[n] = 0;
