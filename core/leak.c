@@ -18,6 +18,7 @@
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -167,6 +168,33 @@ struct linux_dirent64 {
     char d_name[];
 };
 
+/*
+ * A thread that has ended but is still listed: the main thread after it
+ * called pthread_exit stays a zombie until the whole process ends, and a
+ * signal sent to it is never handled.
+ */
+static int is_zombie(int task_fd, const char *tid)
+{
+    char path[32], stat[512];
+    const char *state;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/stat", tid);
+    fd = openat(task_fd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;
+    n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    stat[n] = 0;
+
+    /* "TID (COMM) STATE ...", where COMM may hold parentheses itself */
+    state = strrchr(stat, ')');
+    return state && (state[2] == 'Z' || state[2] == 'X');
+}
+
 /* Signals every thread not parked yet; returns how many still run. */
 static int signal_others(int self, int signo, int *missing, int max)
 {
@@ -185,7 +213,8 @@ static int signal_others(int self, int signo, int *missing, int max)
             at += d->d_reclen;
             for (const char *c = d->d_name; *c >= '0' && *c <= '9'; c++)
                 tid = tid * 10 + (*c - '0');
-            if (tid <= 0 || tid == self || is_parked(tid))
+            if (tid <= 0 || tid == self || is_parked(tid) ||
+                is_zombie(fd, d->d_name))
                 continue;
             if (syscall(SYS_tgkill, getpid(), tid, signo) != 0)
                 continue; /* it has just exited */
