@@ -341,6 +341,14 @@ static void misuse(const char *who, const char *what, const void *p,
     smpi_fatal("%s(%p): %s; the program has a memory bug", who, p, what);
 }
 
+/* What meeting a freed block means, for the entry point that met it. */
+static const char *freed_misuse(const char *who)
+{
+    if (!strcmp(who, "free") || !strcmp(who, "smp_free"))
+        return "double free of a pool block";
+    return "use of a pool block that was already freed";
+}
+
 /* Index of the block p points to; aborts unless p starts a live block. */
 static SMPI_HOT unsigned small_check(const smpi_chunk *c, const void *p,
                             const char *who)
@@ -353,7 +361,7 @@ static SMPI_HOT unsigned small_check(const smpi_chunk *c, const void *p,
     uint64_t bit = (uint64_t)1 << (i % 64);
     if ((__atomic_load_n(&c->free_bits[i / 64], __ATOMIC_RELAXED) & bit) ||
         (__atomic_load_n(&c->remote_bits[i / 64], __ATOMIC_RELAXED) & bit))
-        misuse(who, "double free of a pool block", p, c->pool);
+        misuse(who, freed_misuse(who), p, c->pool);
     return i;
 }
 
@@ -499,7 +507,7 @@ static void large_check(const smpi_large *l, const void *p, const char *who)
     if ((uintptr_t)p != l->data)
         misuse(who, "pointer into the middle of a pool block", p, l->pool);
     if (!l->live || __atomic_load_n(&l->remote_freed, __ATOMIC_RELAXED))
-        misuse(who, "double free of a pool block", p, l->pool);
+        misuse(who, freed_misuse(who), p, l->pool);
 }
 
 /* ------------------------------------------------------------------ */
@@ -628,7 +636,7 @@ static void free_remote_marked(smp_pool *pool, smpi_span_head *h, void *p,
         smpi_wipe(p, c->block_size);
         if (__atomic_fetch_or(&c->remote_bits[i / 64], bit,
                               __ATOMIC_SEQ_CST) & bit)
-            misuse(who, "double free of a pool block", p, pool);
+            misuse(who, freed_misuse(who), p, pool);
         queue_chunk(pool, c);
     } else {
         smpi_large *l = (smpi_large *)h;
@@ -636,7 +644,7 @@ static void free_remote_marked(smp_pool *pool, smpi_span_head *h, void *p,
         size = l->size;
         smpi_wipe(p, l->data_pages * SMPI_PAGE_SIZE);
         if (__atomic_exchange_n(&l->remote_freed, 1, __ATOMIC_SEQ_CST))
-            misuse(who, "double free of a pool block", p, pool);
+            misuse(who, freed_misuse(who), p, pool);
         queue_large(pool, l);
     }
     __atomic_fetch_add(&pool->remote_blocks, 1, __ATOMIC_RELAXED);
