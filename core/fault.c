@@ -69,21 +69,32 @@ static void explain(const void *addr)
 
 static void on_fault(int sig, siginfo_t *info, void *context)
 {
-    if (smpi_in_region(info->si_addr))
+    /* a fault the kernel raised, rather than a signal someone sent */
+    int fault = info->si_code > 0;
+
+    if (fault && smpi_in_region(info->si_addr))
         explain(info->si_addr);
 
     if (previous.sa_flags & SA_SIGINFO) {
         previous.sa_sigaction(sig, info, context);
         return;
     }
-    if (previous.sa_handler == SIG_IGN)
+    if (previous.sa_handler == SIG_IGN && !fault)
         return;
-    if (previous.sa_handler != SIG_DFL) {
+    if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
         previous.sa_handler(sig);
         return;
     }
-    /* back to the default: the access runs again and the process dies */
+
+    /*
+     * Back to the default, which ends the process: a fault happens again
+     * when the access runs again (the kernel never lets a fault be
+     * ignored); a sent signal is sent again, and arrives once this
+     * handler returns.
+     */
     signal(sig, SIG_DFL);
+    if (!fault)
+        raise(sig);
 }
 
 void smpi_fault_install(void)
