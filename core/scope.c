@@ -10,6 +10,7 @@
 #include "log.h"
 #include "meta.h"
 #include "pool_types.h"
+#include "rules.h"
 
 __thread smpi_thread *smpi_self SMPI_TLS;
 __thread int smpi_guard SMPI_TLS;
@@ -131,6 +132,12 @@ smp_pool *smpi_thread_pool_named(const char *name)
     for (unsigned r = 0; r < SMPI_RULES_MAX; r++)
         if (t->rule_pools[r] && !strcmp(t->rule_pools[r]->name, name))
             return t->rule_pools[r];
+
+    /* a rule's pool this thread has not used yet: its instance begins */
+    const char *rule_name;
+    for (int r = 0; (rule_name = smpi_rules_pool_name(r)) != NULL; r++)
+        if (!strcmp(rule_name, name))
+            return smpi_rule_pool((unsigned)r, rule_name);
     return default_pool(t);
 }
 

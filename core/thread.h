@@ -38,7 +38,10 @@ extern __thread int smpi_guard SMPI_TLS;
 /* This thread's state, made on first use; NULL only if memory ran out. */
 smpi_thread *smpi_thread_get(void);
 
-/* This thread's pool of that name (scopes, default, rules), else default. */
+/*
+ * This thread's pool of that name: a scope's, a rule's (made if need be),
+ * else its default pool.
+ */
 smp_pool *smpi_thread_pool_named(const char *name);
 
 /* In a child after fork: drop the state of threads that did not survive. */
