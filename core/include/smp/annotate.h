@@ -86,7 +86,8 @@ static inline smp_pool *smp_annotate_pool(const char *name)
  * SMP_ANNOTATE_SCOPE("name") { ... } runs its body inside a scope that
  * owns a new pool, when smp is loaded. The scope is left however the body
  * ends: at its closing brace, by break, by continue, by return, or by goto
- * out of it. Without smp the body simply runs.
+ * out of it; break and continue end the scope only, never a loop around
+ * it. Without smp the body simply runs.
  */
 typedef struct smp_annotate_guard {
     int entered;

@@ -120,7 +120,9 @@ SMP_API smp_scope_exit_policy smp_get_scope_exit_policy(void);
 /*
  * SMP_SCOPE("name") { ... } runs its body inside a scope that owns a new
  * pool. The scope is left however the body ends: at its closing brace, by
- * break, by continue, by return, or by goto out of it.
+ * break, by continue, by return, or by goto out of it. The macro is a loop
+ * of one pass, so break and continue end the scope only: they never reach
+ * a loop around it.
  */
 typedef struct smp_scope_guard {
     int entered;
