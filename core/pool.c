@@ -75,19 +75,28 @@ smp_scope_exit_policy smp_get_scope_exit_policy(void)
     return __atomic_load_n(&scope_exit_policy, __ATOMIC_RELAXED);
 }
 
-static void warn_lock_failure(int err)
+/* One line per process, the first time memory cannot be locked. */
+static void warn_lock_failure(int err, int policy)
 {
     struct rlimit lim;
 
     if (__atomic_exchange_n(&mlock_warned, 1, __ATOMIC_RELAXED))
         return;
     getrlimit(RLIMIT_MEMLOCK, &lim);
-    smpi_log(SMPI_LOG_WARN,
-             "cannot lock pool memory in RAM (mlock: %s; RLIMIT_MEMLOCK is "
-             "%llu KiB): continuing unlocked, so secrets may reach swap; "
-             "raise the limit with 'ulimit -l' or LimitMEMLOCK=, or set "
-             "mlock=require to refuse instead",
-             strerror(err), (unsigned long long)lim.rlim_cur / 1024);
+    if (policy == SMP_MLOCK_REQUIRE)
+        smpi_log(SMPI_LOG_WARN,
+                 "cannot lock pool memory in RAM (mlock: %s; RLIMIT_MEMLOCK "
+                 "is %llu KiB): allocations past it fail (mlock=require); "
+                 "raise the limit with 'ulimit -l' or LimitMEMLOCK=, or set "
+                 "mlock=try to go on unlocked",
+                 strerror(err), (unsigned long long)lim.rlim_cur / 1024);
+    else
+        smpi_log(SMPI_LOG_WARN,
+                 "cannot lock pool memory in RAM (mlock: %s; RLIMIT_MEMLOCK "
+                 "is %llu KiB): continuing unlocked, so secrets may reach "
+                 "swap; raise the limit with 'ulimit -l' or LimitMEMLOCK=, or "
+                 "set mlock=require to refuse instead",
+                 strerror(err), (unsigned long long)lim.rlim_cur / 1024);
 }
 
 int smpi_lock_memory(smp_pool *pool, void *p, size_t bytes, int *locked)
@@ -105,11 +114,11 @@ int smpi_lock_memory(smp_pool *pool, void *p, size_t bytes, int *locked)
         return 0;
     }
     SMPI_STAT_ADD(pool->c.lock_failures, 1);
+    warn_lock_failure(err, policy);
     if (policy == SMP_MLOCK_REQUIRE)
         return ENOMEM;
 
     /* the allocation goes on and succeeds: it must not leave mlock's errno */
-    warn_lock_failure(err);
     errno = saved_errno;
     return 0;
 }

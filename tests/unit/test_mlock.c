@@ -130,6 +130,15 @@ Test(mlock, require_fails_allocations_past_the_limit)
     run_in_child(require_child, NULL, &child);
     cr_assert_eq(child_exit_code(&child), OK, "%s (status %#x), stderr '%s'",
                  failure(&child), child.status, child.err);
+
+    /* the refusals are explained once, with the limit and the way out */
+    cr_assert_eq(count_lines(child.err), 1, "one line, got '%s'", child.err);
+    cr_assert_eq(count_lines_with(child.err, "RLIMIT_MEMLOCK"), 1,
+                 "the line names RLIMIT_MEMLOCK: '%s'", child.err);
+    cr_assert_eq(count_lines_with(child.err, "mlock=require"), 1,
+                 "the line names the policy: '%s'", child.err);
+    cr_assert_eq(strncmp(child.err, "smp: ", 5), 0,
+                 "the line starts with 'smp: ', got '%s'", child.err);
 }
 
 static void try_child(void *arg)
