@@ -943,10 +943,16 @@ static void release_large(smp_pool *pool, smpi_large *l, release_ctx *r)
     smpi_meta_free(l, sizeof *l);
 }
 
+/*
+ * The whole-pool operations run inside the guard, like the runtime's
+ * mutexes: a thread stopped halfway through one would leave chunks half
+ * released for the thread that stopped it, which walks every pool next.
+ */
 void smpi_pool_release_all(smp_pool *pool, int destroying)
 {
     release_ctx r = { pool, destroying, 0 };
 
+    smpi_guard++;
     smpi_collect_remote(pool);
     foreach_chunk(pool, release_chunk, &r);
     while (pool->large_live) {
@@ -965,6 +971,7 @@ void smpi_pool_release_all(smp_pool *pool, int destroying)
         SMPI_STAT_ADD(pool->c.frees, r.blocks);
     __atomic_store_n(&pool->c.live_blocks, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&pool->c.live_bytes, 0, __ATOMIC_RELAXED);
+    smpi_guard--;
 }
 
 static void sum_block(const smpi_block *b, void *ctx)
@@ -1007,6 +1014,7 @@ static void adopt_chunk(smp_pool *parent, smp_pool *child, smpi_chunk *c)
 /* Hands the child's live blocks to parent; the child ends up empty. */
 void smpi_pool_adopt(smp_pool *parent, smp_pool *child)
 {
+    smpi_guard++;
     smpi_collect_remote(child);
     while (child->chunks) {
         smpi_chunk *c = child->chunks;
@@ -1025,6 +1033,7 @@ void smpi_pool_adopt(smp_pool *parent, smp_pool *child)
     }
     while (child->ncache > 0)
         large_destroy(child, cache_take(child, child->ncache - 1));
+    smpi_guard--;
 }
 
 static void relock_chunk(smpi_chunk *c, void *ctx)

@@ -11,6 +11,7 @@
 
 #include "meta.h"
 #include "os.h"
+#include "thread.h"
 
 #define META_RESERVE ((size_t)64 << 30)
 #define META_MIN ((size_t)64 << 20)
@@ -34,12 +35,12 @@ static free_piece *large_free;
 
 void smpi_meta_lock(void)
 {
-    pthread_mutex_lock(&meta_mutex);
+    smpi_mutex_take(&meta_mutex);
 }
 
 void smpi_meta_unlock(void)
 {
-    pthread_mutex_unlock(&meta_mutex);
+    smpi_mutex_give(&meta_mutex);
 }
 
 static unsigned class_of(size_t size)
@@ -116,7 +117,7 @@ void *smpi_meta_alloc(size_t size)
     size_t full = rounded(size ? size : 1);
     void *p = NULL;
 
-    pthread_mutex_lock(&meta_mutex);
+    smpi_mutex_take(&meta_mutex);
     if (full <= ((size_t)1 << SMALL_MAX_SHIFT)) {
         free_piece **head = &small_free[class_of(full)];
         if (*head) {
@@ -130,7 +131,7 @@ void *smpi_meta_alloc(size_t size)
         clear(p, full);
     else
         p = bump(full);
-    pthread_mutex_unlock(&meta_mutex);
+    smpi_mutex_give(&meta_mutex);
     if (!p)
         errno = ENOMEM;
     return p;
@@ -145,7 +146,7 @@ void smpi_meta_free(void *p, size_t size)
         return;
     if (full > ((size_t)1 << SMALL_MAX_SHIFT))
         smpi_os_discard(p, full);
-    pthread_mutex_lock(&meta_mutex);
+    smpi_mutex_take(&meta_mutex);
     piece->size = full;
     if (full <= ((size_t)1 << SMALL_MAX_SHIFT)) {
         piece->next = small_free[class_of(full)];
@@ -154,7 +155,7 @@ void smpi_meta_free(void *p, size_t size)
         piece->next = large_free;
         large_free = piece;
     }
-    pthread_mutex_unlock(&meta_mutex);
+    smpi_mutex_give(&meta_mutex);
 }
 
 void smpi_meta_foreach_range(void (*fn)(void *start, size_t size, void *ctx),

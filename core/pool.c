@@ -136,13 +136,13 @@ void smpi_unlock_memory(smp_pool *pool, void *p, size_t bytes, int locked)
 
 static void registry_add(smp_pool *pool)
 {
-    pthread_mutex_lock(&registry_mutex);
+    smpi_mutex_take(&registry_mutex);
     pool->reg_prev = NULL;
     pool->reg_next = registry;
     if (registry)
         registry->reg_prev = pool;
     registry = pool;
-    pthread_mutex_unlock(&registry_mutex);
+    smpi_mutex_give(&registry_mutex);
 }
 
 static void snapshot(const smp_pool *pool, smp_stats *out);
@@ -194,7 +194,7 @@ static void retire_stats(const smp_pool *pool)
 
 void smpi_pool_free_object(smp_pool *pool)
 {
-    pthread_mutex_lock(&registry_mutex);
+    smpi_mutex_take(&registry_mutex);
     retire_stats(pool);
     if (pool->reg_prev)
         pool->reg_prev->reg_next = pool->reg_next;
@@ -202,7 +202,7 @@ void smpi_pool_free_object(smp_pool *pool)
         registry = pool->reg_next;
     if (pool->reg_next)
         pool->reg_next->reg_prev = pool->reg_prev;
-    pthread_mutex_unlock(&registry_mutex);
+    smpi_mutex_give(&registry_mutex);
     smpi_meta_free(pool, sizeof *pool);
 }
 
@@ -266,7 +266,7 @@ smp_pool *smp_pool_create_temporary(void)
     char name[SMP_NAME_MAX];
     long long now = (long long)time(NULL);
 
-    pthread_mutex_lock(&temp_mutex);
+    smpi_mutex_take(&temp_mutex);
     if (now == last_second) {
         snprintf(name, sizeof name, "temp-%lld-%u", now, ++sequence);
     } else {
@@ -274,7 +274,7 @@ smp_pool *smp_pool_create_temporary(void)
         sequence = 0;
         snprintf(name, sizeof name, "temp-%lld", now);
     }
-    pthread_mutex_unlock(&temp_mutex);
+    smpi_mutex_give(&temp_mutex);
     return pool_new(name, 1);
 }
 
@@ -404,7 +404,7 @@ void smpi_pool_retire_if_empty(smp_pool *pool)
 
 void smpi_note_escape(const smp_pool *pool, const smpi_block *block)
 {
-    pthread_mutex_lock(&escape_mutex);
+    smpi_mutex_take(&escape_mutex);
     if (!escapes)
         escapes = smpi_meta_alloc(ESCAPES_MAX * sizeof *escapes);
     if (escapes && nescapes < ESCAPES_MAX) {
@@ -413,16 +413,16 @@ void smpi_note_escape(const smp_pool *pool, const smpi_block *block)
         e->block = *block;
         __atomic_store_n(&nescapes, nescapes + 1, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&escape_mutex);
+    smpi_mutex_give(&escape_mutex);
 }
 
 void smpi_foreach_escape(void (*fn)(const smpi_escape *escape, void *ctx),
                          void *ctx)
 {
-    pthread_mutex_lock(&escape_mutex);
+    smpi_mutex_take(&escape_mutex);
     for (size_t i = 0; i < nescapes; i++)
         fn(&escapes[i], ctx);
-    pthread_mutex_unlock(&escape_mutex);
+    smpi_mutex_give(&escape_mutex);
 }
 
 /* For the fault handler: no lock, since the faulting thread may hold it. */
@@ -447,7 +447,7 @@ void smpi_foreach_pool(void (*fn)(const smpi_pool_info *info, void *ctx),
 {
     smpi_pool_info info;
 
-    pthread_mutex_lock(&registry_mutex);
+    smpi_mutex_take(&registry_mutex);
     for (smp_pool *pool = registry; pool; pool = pool->reg_next) {
         smpi_thread *owner = pool->owner;
         info.pool = pool;
@@ -461,7 +461,7 @@ void smpi_foreach_pool(void (*fn)(const smpi_pool_info *info, void *ctx),
         info.stats = retired[i];
         fn(&info, ctx);
     }
-    pthread_mutex_unlock(&registry_mutex);
+    smpi_mutex_give(&registry_mutex);
 }
 
 /* ------------------------------------------------------------------ */
@@ -469,10 +469,10 @@ void smpi_foreach_pool(void (*fn)(const smpi_pool_info *info, void *ctx),
 
 void smpi_fork_prepare(void)
 {
-    pthread_mutex_lock(&registry_mutex);
+    smpi_mutex_take(&registry_mutex);
     for (smp_pool *pool = registry; pool; pool = pool->reg_next)
         smpi_lock_take(&pool->lock);
-    pthread_mutex_lock(&escape_mutex);
+    smpi_mutex_take(&escape_mutex);
     smpi_region_lock();
     smpi_meta_lock();
 }
@@ -481,10 +481,10 @@ void smpi_fork_parent(void)
 {
     smpi_meta_unlock();
     smpi_region_unlock();
-    pthread_mutex_unlock(&escape_mutex);
+    smpi_mutex_give(&escape_mutex);
     for (smp_pool *pool = registry; pool; pool = pool->reg_next)
         smpi_lock_give(&pool->lock);
-    pthread_mutex_unlock(&registry_mutex);
+    smpi_mutex_give(&registry_mutex);
 }
 
 void smpi_fork_child(void)
@@ -505,10 +505,10 @@ void smpi_teardown(void)
 {
     if (__atomic_exchange_n(&smpi_teardown_done, 1, __ATOMIC_ACQ_REL))
         return;
-    pthread_mutex_lock(&registry_mutex);
+    smpi_mutex_take(&registry_mutex);
     for (smp_pool *pool = registry; pool; pool = pool->reg_next)
         smpi_pool_wipe_live(pool);
-    pthread_mutex_unlock(&registry_mutex);
+    smpi_mutex_give(&registry_mutex);
 }
 
 int smpi_torn_down(void)

@@ -8,6 +8,7 @@
 
 #include "meta.h"
 #include "region.h"
+#include "thread.h"
 
 #define REGION_SIZE ((size_t)64 << 30)
 #define REGION_MIN ((size_t)256 << 20) /* under valgrind, or a low ulimit -v */
@@ -34,12 +35,12 @@ static free_span *larger;
 
 void smpi_region_lock(void)
 {
-    pthread_mutex_lock(&region_mutex);
+    smpi_mutex_take(&region_mutex);
 }
 
 void smpi_region_unlock(void)
 {
-    pthread_mutex_unlock(&region_mutex);
+    smpi_mutex_give(&region_mutex);
 }
 
 /* The largest range the system lets us reserve, down to REGION_MIN. */
@@ -157,14 +158,14 @@ static void *take_locked(size_t pages)
 
 void *smpi_region_take(size_t pages)
 {
-    pthread_mutex_lock(&region_mutex);
+    smpi_mutex_take(&region_mutex);
     void *p = take_locked(pages);
     if (!p) {
         /* the region is full: reuse even the quarantined spans */
         drain_quarantine(0);
         p = take_locked(pages);
     }
-    pthread_mutex_unlock(&region_mutex);
+    smpi_mutex_give(&region_mutex);
     if (!p)
         errno = ENOMEM;
     return p;
@@ -191,7 +192,7 @@ void smpi_region_give(void *p, size_t pages, smpi_tomb *tomb)
     }
     *s = (free_span){ NULL, (uintptr_t)p, pages, tomb };
 
-    pthread_mutex_lock(&region_mutex);
+    smpi_mutex_take(&region_mutex);
     if (quarantine_tail)
         quarantine_tail->next = s;
     else
@@ -199,5 +200,5 @@ void smpi_region_give(void *p, size_t pages, smpi_tomb *tomb)
     quarantine_tail = s;
     quarantine_pages += pages;
     drain_quarantine(QUARANTINE_PAGES);
-    pthread_mutex_unlock(&region_mutex);
+    smpi_mutex_give(&region_mutex);
 }

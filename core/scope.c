@@ -30,22 +30,22 @@ static void make_key(void)
 
 static void threads_add(smpi_thread *t)
 {
-    pthread_mutex_lock(&threads_mutex);
+    smpi_mutex_take(&threads_mutex);
     t->next = threads;
     threads = t;
-    pthread_mutex_unlock(&threads_mutex);
+    smpi_mutex_give(&threads_mutex);
 }
 
 static void threads_remove(smpi_thread *t)
 {
-    pthread_mutex_lock(&threads_mutex);
+    smpi_mutex_take(&threads_mutex);
     for (smpi_thread **link = &threads; *link; link = &(*link)->next) {
         if (*link == t) {
             *link = t->next;
             break;
         }
     }
-    pthread_mutex_unlock(&threads_mutex);
+    smpi_mutex_give(&threads_mutex);
 }
 
 smpi_thread *smpi_thread_get(void)
@@ -70,10 +70,10 @@ smpi_thread *smpi_thread_get(void)
 
 void smpi_foreach_thread(void (*fn)(smpi_thread *t, void *ctx), void *ctx)
 {
-    pthread_mutex_lock(&threads_mutex);
+    smpi_mutex_take(&threads_mutex);
     for (smpi_thread *t = threads; t; t = t->next)
         fn(t, ctx);
-    pthread_mutex_unlock(&threads_mutex);
+    smpi_mutex_give(&threads_mutex);
 }
 
 void smpi_thread_forget_others(void)

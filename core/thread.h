@@ -6,6 +6,7 @@
 #ifndef SMP_THREAD_H
 #define SMP_THREAD_H
 
+#include <pthread.h>
 #include <signal.h>
 
 #include "smp/smp.h"
@@ -34,6 +35,24 @@ typedef struct smpi_thread {
 extern __thread smpi_thread *smpi_self SMPI_TLS;
 /* Non-zero while the runtime itself runs on this thread. */
 extern __thread int smpi_guard SMPI_TLS;
+
+/*
+ * The runtime's mutexes are held inside the guard. A thread that the leak
+ * scan or the end of the process stops must not hold one, since the
+ * stopping thread takes them next: inside the guard the stop signal lets
+ * the thread go on, and asks again a moment later.
+ */
+static inline void smpi_mutex_take(pthread_mutex_t *mutex)
+{
+    smpi_guard++;
+    pthread_mutex_lock(mutex);
+}
+
+static inline void smpi_mutex_give(pthread_mutex_t *mutex)
+{
+    pthread_mutex_unlock(mutex);
+    smpi_guard--;
+}
 
 /* This thread's state, made on first use; NULL only if memory ran out. */
 smpi_thread *smpi_thread_get(void);
