@@ -877,6 +877,30 @@ static __attribute__((noinline)) look miss(const table *t, uintptr_t pc,
 }
 
 /* What the tables say of the code at return address pc: usually a hit. */
+/*
+ * A cache entry's sequence, read again after its fields: an acquire fence
+ * keeps the field loads before it. ThreadSanitizer does not model fences;
+ * its builds read the sequence with a read-modify-write, which orders the
+ * loads before it as well, at the price of a locked instruction.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SEQ_BY_RMW 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SEQ_BY_RMW 1
+#endif
+#endif
+
+static inline uint32_t seq_again(_Atomic uint32_t *seq)
+{
+#ifdef SEQ_BY_RMW
+    return atomic_fetch_add_explicit(seq, 0, memory_order_acq_rel);
+#else
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(seq, memory_order_relaxed);
+#endif
+}
+
 static inline look lookup(const table *t, uintptr_t pc)
 {
     cache_entry *e = &cache[(pc * 0x9e3779b97f4a7c15ull) >> (64 - CACHE_BITS)];
@@ -889,8 +913,7 @@ static inline look lookup(const table *t, uintptr_t pc)
             (uint32_t)t->generation) {
         out.site = atomic_load_explicit(&e->site, memory_order_relaxed);
         out.fn = atomic_load_explicit(&e->fn, memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&e->seq, memory_order_relaxed) == seq)
+        if (seq_again(&e->seq) == seq)
             return out;
     }
     return miss(t, pc, e, seq);

@@ -29,7 +29,7 @@ static struct node *volatile root;
 
 static void *chase(void *arg)
 {
-    volatile long sum = 0;
+    long sum = 0;
 
     (void)arg;
     for (;;) {
@@ -37,6 +37,7 @@ static void *chase(void *arg)
 
         /* a wiped node would hold a null leaf */
         sum += root->leaf->value;
+        __asm__ volatile("" : "+r"(sum)); /* the load must happen */
         free(scratch);
     }
     return NULL;
