@@ -216,6 +216,7 @@ static smpi_chunk *chunk_new(smp_pool *pool, unsigned cls)
     smpi_region_map(mem, pages, &c->head);
     avail_push(pool, c);
     all_link(pool, c);
+    pool->empty[cls]++;
     return c;
 }
 
@@ -300,6 +301,8 @@ static SMPI_HOT void *small_alloc(smp_pool *pool, unsigned cls, size_t size,
     __atomic_store_n(&c->free_bits[w], c->free_bits[w] & ~((uint64_t)1 << bit),
                      __ATOMIC_RELAXED);
     c->hint = (uint16_t)w;
+    if (c->nfree == c->nblocks)
+        pool->empty[cls]--;
     if (--c->nfree == 0)
         avail_unlink(pool, c);
 
@@ -325,10 +328,15 @@ static SMPI_HOT void small_release(smp_pool *pool, smpi_chunk *c, unsigned i)
     count_free(pool, size);
     if (c->nfree++ == 0)
         avail_push(pool, c);
-    /* an empty chunk stays while it is the only one of its class with
-     * room, so alloc/free pairs stay cheap */
-    if (c->nfree == c->nblocks && (c->next || c->prev))
+    if (c->nfree < c->nblocks)
+        return;
+    /* each class keeps one empty chunk, so that a class whose blocks come
+     * and go in waves does not map, lock, unlock and unmap a chunk each
+     * wave; a second empty one goes back */
+    if (pool->empty[c->cls])
         chunk_release(pool, c);
+    else
+        pool->empty[c->cls]++;
 }
 
 __attribute__((noreturn))
@@ -964,6 +972,7 @@ void smpi_pool_release_all(smp_pool *pool, int destroying)
         large_destroy(pool, cache_take(pool, pool->ncache - 1));
     pool->chunks = NULL;
     memset(pool->avail, 0, sizeof pool->avail);
+    memset(pool->empty, 0, sizeof pool->empty);
 
     if (destroying)
         SMPI_STAT_ADD(pool->c.escaped_blocks, r.blocks);
@@ -1018,10 +1027,12 @@ void smpi_pool_adopt(smp_pool *parent, smp_pool *child)
     smpi_collect_remote(child);
     while (child->chunks) {
         smpi_chunk *c = child->chunks;
-        if (c->nfree == c->nblocks)
+        if (c->nfree == c->nblocks) {
+            child->empty[c->cls]--;
             chunk_release(child, c);
-        else
+        } else {
             adopt_chunk(parent, child, c);
+        }
     }
     while (child->large_live) {
         smpi_large *l = child->large_live;

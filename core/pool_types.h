@@ -82,6 +82,7 @@ struct smp_pool {
     smpi_chunk *chunks;      /* every chunk, full ones included */
     smpi_chunk *avail[SMPI_NCLASSES];
     uint32_t grown;          /* classes past their first chunk: a bit each */
+    uint8_t empty[SMPI_NCLASSES]; /* empty chunks each class keeps: 0, 1 */
     smpi_large *large_live;
     smpi_large *large_cache[SMPI_LARGE_CACHE]; /* oldest first */
     int ncache;

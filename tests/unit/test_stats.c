@@ -151,6 +151,36 @@ Test(stats, a_class_locks_little_until_it_fills)
     cr_assert_eq(smp_pool_destroy(pool), 0);
 }
 
+/*
+ * Blocks that come and go in waves: a chunk that empties while another
+ * chunk of its class has room stays for the next wave, rather than being
+ * unlocked and unmapped now and mapped and locked again then. A second
+ * empty chunk of the class goes.
+ */
+Test(stats, a_class_keeps_one_empty_chunk)
+{
+    enum { FIRST = 512, MORE = 100, SIZE = 32 };
+    smp_pool *pool = smp_pool_create("waves");
+    static void *blocks[FIRST + MORE];
+
+    for (int i = 0; i < FIRST + MORE; i++)
+        cr_assert_not_null(blocks[i] = smp_alloc(pool, SIZE));
+    cr_assert_eq(stats_of(pool).locked_bytes, (16 + 64) << 10);
+
+    /* the first chunk gets room; the second one empties */
+    smp_free(blocks[0]);
+    for (int i = FIRST; i < FIRST + MORE; i++)
+        smp_free(blocks[i]);
+    cr_assert_eq(stats_of(pool).locked_bytes, (16 + 64) << 10,
+                 "the empty chunk was given back");
+
+    /* the first chunk empties too: one empty chunk is enough */
+    for (int i = 1; i < FIRST; i++)
+        smp_free(blocks[i]);
+    cr_assert_eq(stats_of(pool).locked_bytes, 64 << 10);
+    cr_assert_eq(smp_pool_destroy(pool), 0);
+}
+
 Test(stats, each_pool_counts_only_its_own_blocks)
 {
     smp_pool *a = smp_pool_create("left");
