@@ -36,6 +36,8 @@
 #define SIZES_MAX 8
 #define CACHE_BITS 12
 #define CACHE_SIZE (1u << CACHE_BITS)
+#define DECISION_BITS 12
+#define DECISIONS (1u << DECISION_BITS)
 /* frames of the preload and of this file below the allocator's caller */
 #define WALK_SLACK 8
 
@@ -109,11 +111,28 @@ typedef struct table_rule {
     } sizes[SIZES_MAX];
 } table_rule;
 
+/* A slice of sizes, from lo up to the next one's lo: the rules it fits. */
+typedef struct size_slice {
+    size_t lo;
+    uint64_t fits;
+} size_slice;
+
 typedef struct table {
     uint64_t live; /* rules every selector of which can match */
     uint64_t has_caller;
     uint64_t has_lib;
     uint64_t has_fn;
+    uint64_t has_site; /* has_caller | has_lib | has_fn */
+    size_slice *sizes; /* sorted; sizes[0].lo is 0 */
+    unsigned nsizes;
+    /*
+     * What the rules decided for a call site and a slice of sizes when
+     * no stack walk was needed: the return address, the slice (8 bits),
+     * a bit that says the entry is written and the pool + 1 (7 bits) in
+     * one word, so that a reader sees a whole entry or another one, and
+     * needs no lock.
+     */
+    _Atomic uint64_t *decisions; /* DECISIONS of them */
     /* the pool of a first live rule that takes everything ('*'), or -1 */
     int always;
     unsigned long generation;
@@ -716,6 +735,8 @@ static void table_free(table *t)
     if (!t)
         return;
     smpi_meta_free(t->iv, (t->niv ? t->niv : 1) * sizeof *t->iv);
+    smpi_meta_free(t->sizes, (t->nsizes ? t->nsizes : 1) * sizeof *t->sizes);
+    smpi_meta_free((void *)t->decisions, DECISIONS * sizeof *t->decisions);
     smpi_meta_free(t, sizeof *t);
 }
 
@@ -771,6 +792,65 @@ static int first_takes_all(const table *t)
     return t->rules[r].pool;
 }
 
+static int size_fits(const table_rule *tr, size_t size)
+{
+    for (unsigned i = 0; i < tr->nsizes; i++)
+        if (size >= tr->sizes[i].min && size <= tr->sizes[i].max)
+            return 1;
+    return tr->nsizes == 0;
+}
+
+static int by_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * The sizes where some rule's size: starts or stops holding cut the
+ * sizes into slices; each knows the rules its sizes fit, so an
+ * allocation's size is one look-up whatever the number of rules.
+ */
+static int build_sizes(table *t)
+{
+    size_t cuts[1 + RULES_MAX * SIZES_MAX * 2];
+    unsigned n = 0, m = 0;
+
+    cuts[n++] = 0;
+    for (unsigned r = 0; r < t->nrules; r++)
+        for (unsigned i = 0; i < t->rules[r].nsizes; i++) {
+            cuts[n++] = t->rules[r].sizes[i].min;
+            if (t->rules[r].sizes[i].max != SIZE_MAX)
+                cuts[n++] = t->rules[r].sizes[i].max + 1;
+        }
+    qsort(cuts, n, sizeof *cuts, by_size);
+    t->sizes = smpi_meta_alloc(n * sizeof *t->sizes);
+    if (!t->sizes)
+        return -1;
+    for (unsigned i = 0; i < n; i++) {
+        if (i && cuts[i] == cuts[i - 1])
+            continue;
+        t->sizes[m].lo = cuts[i];
+        t->sizes[m].fits = 0;
+        for (unsigned r = 0; r < t->nrules; r++)
+            if (size_fits(&t->rules[r], cuts[i]))
+                t->sizes[m].fits |= (uint64_t)1 << r;
+        m++;
+    }
+    /* freed with the count it was made with */
+    if (m < n) {
+        size_slice *fit = smpi_meta_alloc(m * sizeof *fit);
+        if (!fit)
+            return -1;
+        memcpy(fit, t->sizes, m * sizeof *fit);
+        smpi_meta_free(t->sizes, n * sizeof *t->sizes);
+        t->sizes = fit;
+    }
+    t->nsizes = m;
+    return 0;
+}
+
 static table *build_table(const ruleset *rs)
 {
     spans s = { 0 };
@@ -810,7 +890,13 @@ static table *build_table(const ruleset *rs)
         if (ru->kinds & (1u << KIND_FN))
             t->has_fn |= bit;
     }
+    t->has_site = t->has_caller | t->has_lib | t->has_fn;
     t->always = first_takes_all(t);
+    t->decisions = smpi_meta_alloc(DECISIONS * sizeof *t->decisions);
+    if (!t->decisions || build_sizes(t)) {
+        table_free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -876,7 +962,6 @@ static __attribute__((noinline)) look miss(const table *t, uintptr_t pc,
     return out;
 }
 
-/* What the tables say of the code at return address pc: usually a hit. */
 /*
  * A cache entry's sequence, read again after its fields: an acquire fence
  * keeps the field loads before it. ThreadSanitizer does not model fences;
@@ -901,6 +986,7 @@ static inline uint32_t seq_again(_Atomic uint32_t *seq)
 #endif
 }
 
+/* What the tables say of the code at return address pc: usually a hit. */
 static inline look lookup(const table *t, uintptr_t pc)
 {
     cache_entry *e = &cache[(pc * 0x9e3779b97f4a7c15ull) >> (64 - CACHE_BITS)];
@@ -919,14 +1005,25 @@ static inline look lookup(const table *t, uintptr_t pc)
     return miss(t, pc, e, seq);
 }
 
-static int size_fits(const table *t, unsigned r, size_t size)
+/* The slice that holds size: the last whose lo is at most size. */
+static inline unsigned slice_of(const table *t, size_t size)
 {
-    const table_rule *tr = &t->rules[r];
+    unsigned lo = 0, hi = t->nsizes;
 
-    for (unsigned i = 0; i < tr->nsizes; i++)
-        if (size >= tr->sizes[i].min && size <= tr->sizes[i].max)
-            return 1;
-    return tr->nsizes == 0;
+    /* rule sets name few sizes: a look at each beats halving */
+    if (hi <= 4) {
+        while (lo + 1 < hi && t->sizes[lo + 1].lo <= size)
+            lo++;
+        return lo;
+    }
+    while (hi - lo > 1) {
+        unsigned mid = (lo + hi) / 2;
+        if (t->sizes[mid].lo <= size)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /*
@@ -1023,34 +1120,27 @@ static uint64_t walk_fn(const table *t, uintptr_t caller)
     return fn_rules_of(t, pcs, 0, walk_from_caller(pcs, depth, caller));
 }
 
-int smpi_rules_match(size_t size, uintptr_t caller)
+/*
+ * The first of the candidates whose fn: selectors hold, walking the stack
+ * once when a candidate's hold or not only the walk can tell.
+ */
+static __attribute__((noinline)) int
+match_walking(const table *t, uint64_t candidates, uint64_t fn,
+              uintptr_t caller)
 {
-    const table *t = atomic_load_explicit(&current_table, memory_order_acquire);
-    uint64_t fn;
     int walked = 0;
-    look lk = { ~(uint64_t)0, 0 };
 
-    if (!t || !t->live)
-        return -1;
-    if (t->always >= 0)
-        return t->always;
-    uint64_t candidates = t->live;
-    if (candidates & (t->has_caller | t->has_lib | t->has_fn)) {
-        lk = lookup(t, caller);
-        candidates &= lk.site;
-    }
-
-    fn = lk.fn;
     while (candidates) {
         unsigned r = (unsigned)__builtin_ctzll(candidates);
         uint64_t bit = (uint64_t)1 << r;
         candidates &= candidates - 1;
 
-        if (!size_fits(t, r, size))
-            continue;
-        /* the caller's own function may settle fn: without a walk */
+        /* the caller's own function may settle fn: without a walk; the
+           walk's first use on a thread may allocate, which must pass */
         if ((t->has_fn & bit) && !(fn & bit) && !walked) {
+            smpi_guard++;
             fn |= walk_fn(t, caller);
+            smpi_guard--;
             walked = 1;
         }
         if ((t->has_fn & bit) && !(fn & bit))
@@ -1058,6 +1148,73 @@ int smpi_rules_match(size_t size, uintptr_t caller)
         return t->rules[r].pool;
     }
     return -1;
+}
+
+static int first_pool(const table *t, uint64_t candidates)
+{
+    return candidates ? t->rules[__builtin_ctzll(candidates)].pool : -1;
+}
+
+/* the entry's bit 7 says it was written: a zero word matches nothing */
+static uint64_t decision_tag(uintptr_t caller, unsigned slice)
+{
+    return (uint64_t)caller << 16 | (uint64_t)slice << 8 | 0x80;
+}
+
+static _Atomic uint64_t *decision_of(const table *t, uintptr_t caller,
+                                     unsigned slice)
+{
+    uint64_t h = (caller ^ slice) * 0x9e3779b97f4a7c15ull;
+
+    return &t->decisions[h >> (64 - DECISION_BITS)];
+}
+
+/* The decision past the table of decisions; kept there if it can be. */
+static __attribute__((noinline)) int decide(const table *t, unsigned slice,
+                                            uintptr_t caller)
+{
+    uint64_t candidates, unsettled;
+    int pool;
+    look lk;
+
+    /* the size settles most rules, the caller most of the others */
+    candidates = t->live & t->sizes[slice].fits;
+    if (candidates & t->has_site) {
+        lk = lookup(t, caller);
+        candidates &= lk.site;
+        /* a candidate before the first settled one needs the walk */
+        unsettled = candidates & t->has_fn & ~lk.fn;
+        if (unsettled &&
+            (candidates & -candidates) == (unsettled & -unsettled))
+            return match_walking(t, candidates, lk.fn, caller);
+    }
+    pool = first_pool(t, candidates);
+
+    /* user space addresses have 47 bits: the tag keeps them whole */
+    if (slice < 0xff && caller < ((uintptr_t)1 << 48))
+        atomic_store_explicit(decision_of(t, caller, slice),
+                              decision_tag(caller, slice) |
+                                  (uint64_t)(pool + 1),
+                              memory_order_relaxed);
+    return pool;
+}
+
+int smpi_rules_match(size_t size, uintptr_t caller)
+{
+    const table *t = atomic_load_explicit(&current_table, memory_order_acquire);
+    unsigned slice;
+    uint64_t d;
+
+    if (!t)
+        return -1;
+    if (t->always >= 0)
+        return t->always;
+    slice = slice_of(t, size);
+    d = atomic_load_explicit(decision_of(t, caller, slice),
+                             memory_order_relaxed);
+    if ((d & ~(uint64_t)0x7f) == decision_tag(caller, slice))
+        return (int)(d & 0x7f) - 1;
+    return decide(t, slice, caller);
 }
 
 const char *smpi_rules_pool_name(int pool)

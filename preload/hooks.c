@@ -48,22 +48,24 @@
 /* Alignment every block has anyway; asking for less asks for nothing. */
 #define MIN_ALIGN 16u
 
-/* This thread's instance of the pool a rule gives, or NULL. */
-static __attribute__((noinline, cold)) smp_pool *
-rule_pool(size_t size, uintptr_t caller)
+/*
+ * This thread's instance of the pool a rule gives, or NULL. Matching
+ * never allocates (a walk for fn: rules holds the guard itself); making
+ * the thread's instance of a pool does, and its allocations pass.
+ */
+static inline smp_pool *rule_pool(size_t size, uintptr_t caller)
 {
-    smp_pool *pool = NULL;
-    int index;
+    int index = smpi_rules_match(size, caller);
+    smp_pool *pool;
 
-    /* the rules engine and pool creation may allocate: those pass */
-    smpi_guard = 1;
-    index = smpi_rules_match(size, caller);
-    if (index >= 0)
-        pool = smpi_rule_pool_of(smpi_self, (unsigned)index);
-    /* the thread's first allocation for this rule makes its instance */
-    if (index >= 0 && !pool)
+    if (likely(index < 0))
+        return NULL;
+    pool = smpi_rule_pool_of(smpi_self, (unsigned)index);
+    if (unlikely(!pool)) {
+        smpi_guard = 1;
         pool = smpi_rule_pool((unsigned)index, smpi_rules_pool_name(index));
-    smpi_guard = 0;
+        smpi_guard = 0;
+    }
     return pool;
 }
 
