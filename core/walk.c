@@ -30,10 +30,10 @@
 #include "unwind.h"
 #include "walk.h"
 
-#define TRACES 64       /* stacks a thread remembers */
-#define TRACE_FRAMES 48 /* frames a trace holds; longer walks step */
+#define TRACES 128      /* stacks a thread remembers */
+#define TRACE_FRAMES 40 /* frames a trace holds; longer walks step */
 #define MAP_BITS 10     /* buckets of the map from frames to traces */
-#define WAYS 4          /* entries a bucket holds, most recent first */
+#define WAYS 8          /* entries a bucket holds, most recent first */
 #define NEAR_RULES 256  /* rules a thread keeps at hand; a power of 2 */
 
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -69,9 +69,12 @@ typedef struct near_rule {
 
 /*
  * A map entry names a trace frame (trace << 8 | frame); several stacks
- * can pass through one frame, so a bucket keeps the last WAYS of them.
+ * can pass through one frame (all allocations made at one depth pass
+ * through the same first frames), so a bucket keeps the last WAYS.
  */
-typedef uint64_t bucket;
+typedef struct bucket {
+    uint16_t way[WAYS];
+} bucket;
 
 typedef struct history {
     int busy; /* a signal handler's walk must not use it */
@@ -256,26 +259,30 @@ static trace *entry_frame(history *h, unsigned e, uintptr_t ip, uintptr_t sp,
     return t;
 }
 
-/* Frame i of t goes first in its bucket; the oldest entry falls out. */
+/*
+ * Frame i of t goes first in its bucket: out of the place it held, if it
+ * was there; else the oldest entry falls out.
+ */
 static void map_note(history *h, const trace *t, int i)
 {
     bucket *b = &h->map[bucket_of(t->f[i].ip, t->f[i].sp)];
-    uint64_t e = entry_of(h, t, i), old = *b, kept = 0;
-    int n = 0;
+    uint16_t e = (uint16_t)entry_of(h, t, i);
+    int w = 0;
 
-    for (int w = 0; w < WAYS && n < WAYS - 1; w++, old >>= 16)
-        if ((old & 0xffff) != e)
-            kept |= (old & 0xffff) << (16 * n++);
-    *b = e | kept << 16;
+    while (w < WAYS - 1 && b->way[w] != e)
+        w++;
+    for (; w > 0; w--)
+        b->way[w] = b->way[w - 1];
+    b->way[0] = e;
 }
 
 /* The most recent trace frame that had f's return address and sp. */
 static trace *find(history *h, const smpi_walk_frame *f, int *a)
 {
-    bucket b = h->map[bucket_of(f->ip, f->sp)];
+    const bucket *b = &h->map[bucket_of(f->ip, f->sp)];
 
-    for (int w = 0; w < WAYS; w++, b >>= 16) {
-        trace *t = entry_frame(h, (unsigned)(b & 0xffff), f->ip, f->sp, a);
+    for (int w = 0; w < WAYS; w++) {
+        trace *t = entry_frame(h, b->way[w], f->ip, f->sp, a);
         if (t)
             return t;
     }
@@ -357,11 +364,15 @@ static int same_frames(const trace *t, const trace *out, int k)
 
 static trace *least_used(history *h)
 {
+    unsigned oldest = h->used[0];
     int victim = 0;
 
-    for (int i = 1; i < TRACES; i++)
-        if (h->used[i] < h->used[victim])
+    for (int i = 1; i < TRACES; i++) {
+        if (h->used[i] < oldest) {
+            oldest = h->used[i];
             victim = i;
+        }
+    }
     return &h->traces[victim];
 }
 
@@ -395,11 +406,11 @@ static trace *keep(history *h, trace *out, int k, int complete)
  */
 static inline trace *recall(history *h, const smpi_walk_frame *f, int total)
 {
-    bucket b = h->map[bucket_of(f->ip, f->sp)];
+    const bucket *b = &h->map[bucket_of(f->ip, f->sp)];
 
-    for (int w = 0; w < WAYS; w++, b >>= 16) {
+    for (int w = 0; w < WAYS; w++) {
         int a, end;
-        trace *t = entry_frame(h, (unsigned)(b & 0xffff), f->ip, f->sp, &a);
+        trace *t = entry_frame(h, b->way[w], f->ip, f->sp, &a);
 
         if (!t || a != 0)
             continue;
