@@ -11,21 +11,25 @@
 #                    nothing, so every allocation walks the stack
 #   lsan             LeakSanitizer preloaded, stacks on (its defaults)
 #
-# It prints the median wall time and the least and median CPU time of each,
-# and the ratios the rules are held to, from the least CPU times (what a
-# run costs when nothing else gets in its way) and from the medians:
-# caller-only / pass-through (at most 1.05) and fn / lsan (at most 1). It
-# never judges them; a busy machine moves the figures.
+# compare.py interleaves the runs and prints wall, CPU and peak RSS with
+# the ratios the rules are held to, from the least CPU times: caller-only /
+# pass-through (at most 1.05) and fn / lsan (at most 1). Then the
+# instructions each configuration but lsan executes on a tenth of the
+# work (callgrind), which a busy machine does not move. It never judges
+# the figures.
 #
 #   bench_rules.sh BUILD_DIR [--quick]
 set -eu
 
 build=$(cd "${1:?usage: bench_rules.sh BUILD_DIR [--quick]}" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
 runs=7
 rows=200000
+quick=0
 if [ "${2:-}" = "--quick" ]; then
     runs=1
     rows=20000
+    quick=1
 fi
 
 preload=$build/preload/libsmp_preload.so
@@ -36,8 +40,9 @@ lsan=$(ls /usr/lib/*-linux-gnu/liblsan.so.0 2>/dev/null | head -n 1)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The workloads.
-$python - "$rows" >"$work/insert.sql" <<'PY'
+# The workloads, whole and a tenth of them.
+for n in "$rows" $((rows / 10)); do
+    $python - "$n" >"$work/insert-$n.sql" <<'PY'
 import sys
 rows = int(sys.argv[1])
 print("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT, c TEXT);")
@@ -47,12 +52,13 @@ for i in range(rows):
 print("COMMIT;")
 print("SELECT count(*), sum(length(c)) FROM t;")
 PY
-cat >"$work/dict.py" <<PY
+    cat >"$work/dict-$n.py" <<PY
 d = {}
-for i in range($rows * 3):
+for i in range($n * 3):
     d[str(i)] = [i, str(i) * 2, (i, i + 1)]
 print(len(d), sum(len(v[1]) for v in d.values()))
 PY
+done
 
 # LeakSanitizer crashes some programs when merely preloaded; a constructor
 # that calls __lsan_init first fixes that.
@@ -75,71 +81,71 @@ for rules in "$caller_rules" "$fn_rules"; do
     LD_PRELOAD=$preload SMP_POOL_SCOPE=$rules SMP_OPTIONS=verbosity=1 \
         sqlite3 :memory: 'select 1' 2>&1 >/dev/null | sed 's/^/  /'
 done
+echo
 
-$python - "$work" "$runs" "$preload" "$lsan" "$caller_rules" "$fn_rules" <<'PY'
-import os, resource, statistics, subprocess, sys, time
-
-work, runs, preload, lsan, caller_rules, fn_rules = sys.argv[1:]
-runs = int(runs)
-base = {k: v for k, v in os.environ.items()
-        if k not in ("LD_PRELOAD", "SMP_POOL_SCOPE", "SMP_OPTIONS")}
-
-configs = [("glibc", {}),
-           ("pass-through", {"LD_PRELOAD": preload}),
-           ("caller-only", {"LD_PRELOAD": preload,
-                            "SMP_POOL_SCOPE": caller_rules}),
-           ("fn", {"LD_PRELOAD": preload, "SMP_POOL_SCOPE": fn_rules})]
+$python - "$work" "$runs" "$rows" "$preload" "$lsan" "$caller_rules" \
+    "$fn_rules" >"$work/spec.json" <<'PY'
+import json, sys
+work, runs, rows, preload, lsan, caller_rules, fn_rules = sys.argv[1:]
+configs = [["glibc", {"LD_PRELOAD": None}],
+           ["pass-through", {"LD_PRELOAD": preload}],
+           ["caller-only", {"LD_PRELOAD": preload,
+                            "SMP_POOL_SCOPE": caller_rules}],
+           ["fn", {"LD_PRELOAD": preload, "SMP_POOL_SCOPE": fn_rules}]]
+ratios = [["caller-only", "pass-through", "1.05"]]
 if lsan:
-    configs.append(("lsan", {"LD_PRELOAD": lsan}))
-
-workloads = [("sqlite3", ["sqlite3", ":memory:"], work + "/insert.sql", {}),
-             ("python3", ["/usr/bin/python3", work + "/dict.py"], None,
-              {"PYTHONMALLOC": "malloc"})]
-
-def run(cmd, stdin, env):
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    with open(stdin or os.devnull) as f:
-        out = subprocess.run(cmd, stdin=f, env=env, capture_output=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    if out.returncode != 0:
-        sys.exit("bench_rules: %s failed (%d): %s"
-                 % (cmd[0], out.returncode, out.stderr.decode()[-500:]))
-    return wall, cpu, out.stdout
-
-for name, cmd, stdin, extra in workloads:
-    walls = {c: [] for c, _ in configs}
-    cpus = {c: [] for c, _ in configs}
-    expected = None
-    # rounds interleave the configurations, so drift hits them alike
-    for _ in range(runs):
-        for cname, cenv in configs:
-            env = dict(base, **extra, **cenv)
-            wall, cpu, out = run(cmd, stdin, env)
-            if expected is None:
-                expected = out
-            elif out != expected:
-                sys.exit("bench_rules: %s output differs under %s"
-                         % (name, cname))
-            walls[cname].append(wall)
-            cpus[cname].append(cpu)
-    wall = {c: statistics.median(walls[c]) for c, _ in configs}
-    least = {c: min(cpus[c]) for c, _ in configs}
-    med = {c: statistics.median(cpus[c]) for c, _ in configs}
-    print()
-    print("%-8s %-14s %10s %10s %10s %9s" % (name, "configuration",
-          "wall_med_s", "cpu_min_s", "cpu_med_s", "cpu/pass"))
-    for c, _ in configs:
-        print("%-8s %-14s %10.3f %10.3f %10.3f %8.2fx"
-              % (name, c, wall[c], least[c], med[c],
-                 least[c] / least["pass-through"]))
-
-    def ratio(a, b, target):
-        print("%-8s %s / %s (CPU): %.3fx least, %.3fx median (target <= %s)"
-              % (name, a, b, least[a] / least[b], med[a] / med[b], target))
-    ratio("caller-only", "pass-through", "1.05")
-    if lsan:
-        ratio("fn", "lsan", "1.00")
+    configs.append(["lsan", {"LD_PRELOAD": lsan,
+                             "LSAN_OPTIONS": "exitcode=0"}])
+    ratios.append(["fn", "lsan", "1.00"])
+json.dump({"runs": int(runs), "baseline": "pass-through",
+           "configs": configs,
+           "workloads": [
+               ["sqlite3", ["sqlite3", ":memory:"],
+                "%s/insert-%s.sql" % (work, rows), {}],
+               ["python3", ["/usr/bin/python3",
+                            "%s/dict-%s.py" % (work, rows)], None,
+                {"PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0"}]],
+           "ratios": ratios}, sys.stdout)
 PY
+$python "$here/compare.py" "$work/spec.json"
+
+# Instructions of each configuration but LeakSanitizer's (it does not run
+# under valgrind), on a tenth of the work.
+[ "$quick" = 0 ] && command -v valgrind >/dev/null || exit 0
+tenth=$((rows / 10))
+# instructions ENV-SETTINGS... PROGRAM ARGS...: of the whole process
+instructions() {
+    valgrind --tool=callgrind --trace-children=yes \
+        --callgrind-out-file="$work/cg.%p" env "$@" 2>&1 >/dev/null |
+        awk '/Collected/ { n = $4 } END { print n }'
+    rm -f "$work"/cg.*
+}
+echo
+echo "instructions (callgrind) on a tenth of each workload; ratios against"
+echo "pass-through"
+printf '%-8s %-13s %14s %7s\n' program config instructions ratio
+for w in sqlite3 python3; do
+    base=
+    for c in pass-through glibc caller-only fn; do
+        case $c in
+        glibc) pre= ;;
+        *) pre=$preload ;;
+        esac
+        case $c in
+        caller-only) rules=$caller_rules ;;
+        fn) rules=$fn_rules ;;
+        *) rules= ;;
+        esac
+        if [ $w = sqlite3 ]; then
+            n=$(instructions LD_PRELOAD="$pre" SMP_POOL_SCOPE="$rules" \
+                sqlite3 :memory: ".read $work/insert-$tenth.sql")
+        else
+            n=$(instructions LD_PRELOAD="$pre" SMP_POOL_SCOPE="$rules" \
+                PYTHONMALLOC=malloc PYTHONHASHSEED=0 \
+                $python "$work/dict-$tenth.py")
+        fi
+        [ -n "$base" ] || base=$n
+        printf '%-8s %-13s %14s %6sx\n' $w $c $n \
+            "$(awk -v n="$n" -v b="$base" 'BEGIN { printf "%.3f", n / b }')"
+    done
+done
