@@ -20,16 +20,16 @@
 #include "stack.h"
 
 /* A macro: C allows only constant expressions in a static initialiser. */
-#define DEFAULTS                                   \
-    {                                              \
-        .detect_leaks = 1,                         \
-        .exitcode = 23,                            \
-        .print_suppressions = 1,                   \
-        .malloc_context_size = 30,                 \
-        .fn_depth = SMPI_RULES_DEPTH_DEFAULT,      \
-        .mlock = SMP_MLOCK_TRY,                    \
-        .scope_exit = SMP_SCOPE_EXIT_WIPE,         \
-        .config_errors = SMPI_CONFIG_ERRORS_EXIT,  \
+#define DEFAULTS                                          \
+    {                                                     \
+        .detect_leaks = 1,                                \
+        .exitcode = 23,                                   \
+        .print_suppressions = 1,                          \
+        .malloc_context_size = SMPI_STACK_DEPTH_DEFAULT,  \
+        .fn_depth = SMPI_RULES_DEPTH_DEFAULT,             \
+        .mlock = SMP_MLOCK_TRY,                           \
+        .scope_exit = SMP_SCOPE_EXIT_WIPE,                \
+        .config_errors = SMPI_CONFIG_ERRORS_EXIT,         \
     }
 
 static const smpi_options defaults = DEFAULTS;

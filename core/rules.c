@@ -41,6 +41,10 @@
 /* frames of the preload and of this file below the allocator's caller */
 #define WALK_SLACK 8
 
+/* at the default depth, an fn: walk (and its own frame) is remembered */
+_Static_assert(SMPI_RULES_DEPTH_DEFAULT + WALK_SLACK + 1 <= SMPI_WALK_HELD,
+               "fn: walks at the default depth would step every frame");
+
 enum kind { KIND_FN, KIND_CALLER, KIND_LIB, KIND_SIZE, KIND_ALL };
 
 static const char *const kind_names[] = { "fn", "caller", "lib", "size", "*" };

@@ -25,6 +25,10 @@
 #include "unwind.h"
 #include "walk.h"
 
+/* a capture at the default depth, and the two frames it leaves out */
+_Static_assert(SMPI_STACK_DEPTH_DEFAULT + 2 <= SMPI_WALK_HELD,
+               "captures at the default depth would step every frame");
+
 #define CHUNK_SHIFT 20
 #define CHUNK_SIZE ((size_t)1 << CHUNK_SHIFT)
 #define CHUNKS_MAX 4096 /* 4 GiB of distinct stacks */

@@ -10,8 +10,9 @@
 
 #include "walk.h"
 
-/* Most frames malloc_context_size may ask for. */
+/* Most frames malloc_context_size may ask for, and its default. */
 #define SMPI_STACK_DEPTH_MAX 64
+#define SMPI_STACK_DEPTH_DEFAULT 30
 
 /*
  * Captures the calling thread's stack, leaving out its skip innermost

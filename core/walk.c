@@ -31,7 +31,7 @@
 #include "walk.h"
 
 #define TRACES 128      /* stacks a thread remembers */
-#define TRACE_FRAMES 40 /* frames a trace holds; longer walks step */
+#define TRACE_FRAMES SMPI_WALK_HELD /* frames a trace holds */
 #define MAP_BITS 10     /* buckets of the map from frames to traces */
 #define WAYS 8          /* entries a bucket holds, most recent first */
 #define NEAR_RULES 256  /* rules a thread keeps at hand; a power of 2 */

@@ -15,6 +15,12 @@ typedef struct smpi_walk_frame {
 } smpi_walk_frame;
 
 /*
+ * Walks of at most this many frames (those kept and those left out) use
+ * the thread's memory of its stacks; deeper ones step every frame.
+ */
+#define SMPI_WALK_HELD 44
+
+/*
  * Fills pcs with the return addresses from f outward, leaving out the
  * drop innermost and keeping at most max. Returns how many, or -1 when a
  * frame is not covered by the unwind rules (a signal frame, code without
