@@ -49,9 +49,22 @@
 #define MIN_ALIGN 16u
 
 /*
+ * The thread's first allocation for a rule makes the thread's instance
+ * of its pool; the allocations that takes pass.
+ */
+static __attribute__((noinline)) smp_pool *make_rule_pool(int index)
+{
+    smp_pool *pool;
+
+    smpi_guard = 1;
+    pool = smpi_rule_pool((unsigned)index, smpi_rules_pool_name(index));
+    smpi_guard = 0;
+    return pool;
+}
+
+/*
  * This thread's instance of the pool a rule gives, or NULL. Matching
- * never allocates (a walk for fn: rules holds the guard itself); making
- * the thread's instance of a pool does, and its allocations pass.
+ * never allocates: a walk for fn: rules holds the guard itself.
  */
 static inline smp_pool *rule_pool(size_t size, uintptr_t caller)
 {
@@ -61,12 +74,7 @@ static inline smp_pool *rule_pool(size_t size, uintptr_t caller)
     if (likely(index < 0))
         return NULL;
     pool = smpi_rule_pool_of(smpi_self, (unsigned)index);
-    if (unlikely(!pool)) {
-        smpi_guard = 1;
-        pool = smpi_rule_pool((unsigned)index, smpi_rules_pool_name(index));
-        smpi_guard = 0;
-    }
-    return pool;
+    return likely(pool) ? pool : make_rule_pool(index);
 }
 
 /* The routing decision past the common case: guard, scope, rules. */
@@ -82,7 +90,7 @@ static __attribute__((noinline)) smp_pool *route_slow(size_t size,
         pool = rule_pool(size, caller);
 
     /* after the exit report, pools take nothing new */
-    return unlikely(smpi_preload_done) ? NULL : pool;
+    return !pool || unlikely(smpi_preload_done) ? NULL : pool;
 }
 
 /* No scope open on this thread and no rules: nothing can be routed. */
