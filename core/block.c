@@ -11,8 +11,6 @@
 #include "meta.h"
 #include "pool_types.h"
 
-#define FREE_SIZE 0xffff
-
 /* the few helpers of the malloc and free paths, inlined there */
 #define SMPI_HOT __attribute__((always_inline)) inline
 
@@ -149,10 +147,9 @@ static void chunk_layout(smpi_chunk *c, unsigned cls, size_t pages)
     c->free_bits = (uint64_t *)(c + 1);
     c->remote_bits = c->free_bits + words;
     c->sizes = (uint16_t *)(c->remote_bits + words);
-    for (size_t i = 0; i < n; i++) {
+    /* sizes are written by each allocation; the bitmap says which hold */
+    for (size_t i = 0; i < n; i++)
         c->free_bits[i / 64] |= (uint64_t)1 << (i % 64);
-        c->sizes[i] = FREE_SIZE;
-    }
 }
 
 /* Commits, locks and marks fresh pool memory; 0 or an errno value. */
@@ -317,9 +314,8 @@ static SMPI_HOT void small_release(smp_pool *pool, smpi_chunk *c, unsigned i)
 {
     size_t size = c->sizes[i];
 
-    c->sizes[i] = FREE_SIZE;
-    if (c->stacks)
-        c->stacks[i] = 0;
+    /* a free block's size and stack id are never read again: the bitmap
+       says it is free, and the next allocation writes both */
     __atomic_store_n(&c->free_bits[i / 64],
                      c->free_bits[i / 64] | (uint64_t)1 << (i % 64),
                      __ATOMIC_RELAXED);
