@@ -145,12 +145,13 @@ static void timed_compute(run *r)
     uint64_t x[4] = { 1, 2, 3, 4 };
 
     for (long i = 0; i < r->pairs; i++)
-        for (int k = 0; k < 4; k++) {
-            x[k] ^= x[k] << 13;
-            x[k] ^= x[k] >> 7;
-            x[k] ^= x[k] << 17;
-            __asm__ volatile("" : "+r"(x[k]));
-        }
+        for (int round = 0; round < 8; round++)
+            for (int k = 0; k < 4; k++) {
+                x[k] ^= x[k] << 13;
+                x[k] ^= x[k] >> 7;
+                x[k] ^= x[k] << 17;
+                __asm__ volatile("" : "+r"(x[k]));
+            }
     r->failed = (x[0] ^ x[1] ^ x[2] ^ x[3]) == 0;
 }
 
