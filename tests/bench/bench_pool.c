@@ -136,9 +136,8 @@ static void put(enum kind kind, void *p, size_t size)
     }
 
 /*
- * Work that touches no shared state at all, in independent chains like a
- * pair's loads and stores: how well two threads scale on this machine
- * with nothing in their way.
+ * Work that touches no memory at all, in independent chains: how two
+ * threads scale on this machine with nothing shared in their way.
  */
 static void timed_compute(run *r)
 {
@@ -375,9 +374,10 @@ static void scaling_table(void)
             }
     machine_scaling();
     printf("(smp shared: one pool from smp_pool_create used by both "
-           "threads; the others\n use a pool per thread. Two threads can "
-           "only scale when two cores are idle,\n and no better than the "
-           "work without allocation does.)\n\n");
+           "threads; the others\n use a pool per thread; no allocation: "
+           "arithmetic alone, for comparison. Two\n threads can only scale "
+           "when two cores are idle: on a shared virtual machine the\n "
+           "same row moves by 0.3 from run to run.)\n\n");
 }
 
 static void print_other(int have, enum kind kind, size_t size, int live,
