@@ -864,7 +864,8 @@ static void tell(ruleset *rs, int startup)
             smpi_log(SMPI_LOG_WARN,
                      "SMP_POOL_SCOPE: rule '%.*s': %s:%s matches no %s "
                      "(checked again after dlopen)",
-                     r->text_len, r->text, smpi_rule_kinds[pat->kind], pat->glob,
+                     r->text_len, r->text, smpi_rule_kinds[pat->kind],
+                     pat->glob,
                      lib ? "loaded object" : "function in any loaded object");
             continue;
         }
