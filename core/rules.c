@@ -585,39 +585,6 @@ static inline unsigned slice_of(const table *t, size_t size)
     return lo;
 }
 
-/*
- * How many frames of the preload and of this file lie below the caller's:
- * the same for every allocation that reaches a walk, so it is learnt once
- * and then left out of the walk, which costs by the frame.
- */
-static _Atomic int frames_below = -1;
-
-/* Fills pcs with the caller's frame and up to depth - 1 above it. */
-static int walk_from_caller(uintptr_t *pcs, int depth, uintptr_t caller)
-{
-    int below = atomic_load_explicit(&frames_below, memory_order_relaxed);
-    int n;
-
-    if (below >= 0) {
-        n = smpi_stack_walk(pcs, depth, (unsigned)below);
-        if (n > 0 && pcs[0] == caller)
-            return n;
-    }
-
-    /* first walk, or another way in: find the caller's frame */
-    n = smpi_stack_walk(pcs, depth + WALK_SLACK, 0);
-    for (int i = 0; i < n && i < WALK_SLACK; i++) {
-        if (pcs[i] != caller)
-            continue;
-        atomic_store_explicit(&frames_below, i, memory_order_relaxed);
-        memmove(pcs, pcs + i, (size_t)(n - i) * sizeof *pcs);
-        n -= i;
-        return n < depth ? n : depth;
-    }
-    /* no frame is the caller's (a tail call): look at them all */
-    return n;
-}
-
 /* The rules with an fn: function among frames pcs[from..n). */
 static uint64_t fn_rules_of(const table *t, const uintptr_t *pcs, int from,
                             int n)
@@ -666,9 +633,9 @@ static uint64_t walk_fn(const table *t, uintptr_t caller)
         depth = 1;
     if (depth > SMPI_RULES_DEPTH_MAX)
         depth = SMPI_RULES_DEPTH_MAX;
+    w = (fn_walk){ t, caller, depth };
 
     if (depth + WALK_SLACK <= SMPI_WALK_MEMO_MAX) {
-        w = (fn_walk){ t, caller, depth };
         smpi_memo_req req = { SMPI_MEMO_RULES, 0, fn_rules_of_walk, &w };
 
         /* the answer depends on the table and the depth too */
@@ -676,7 +643,9 @@ static uint64_t walk_fn(const table *t, uintptr_t caller)
                   (uint64_t)1 << 63;
         return smpi_stack_memo(depth + WALK_SLACK, 0, &req);
     }
-    return fn_rules_of(t, pcs, 0, walk_from_caller(pcs, depth, caller));
+    /* deeper than any walk kept with the stack: every frame, each time */
+    return fn_rules_of_walk(pcs, smpi_stack_walk(pcs, depth + WALK_SLACK, 0),
+                            &w);
 }
 
 /*

@@ -116,6 +116,12 @@ Test(match, fn_depth_counts_frames_from_the_caller)
     cr_expect_eq(outer_fn(), -1, "only middle is within one frame");
     smpi_rules_depth = 2;
     cr_expect_eq(outer_fn(), 0);
+
+    /* deeper than the walks a thread keeps: stepped, same answers */
+    smpi_rules_depth = SMPI_RULES_DEPTH_MAX;
+    cr_expect_eq(outer_fn(), 0);
+    cr_expect_eq(middle(), -1, "outer_fn is not on this stack");
+    smpi_rules_depth = SMPI_RULES_DEPTH_DEFAULT;
 }
 
 Test(match, kinds_combine_with_and)
